@@ -1,0 +1,99 @@
+"""The instructor's command line: ``python -m autograder <command>``.
+
+    release  [A ...|--all]   regenerate exercises/<A>/ from solutions/<A>/ (nbgrader generate_assignment)
+    sample-class [A ...|--all]   put the bundled sample class into autograder/submitted/
+    grade    [A ...|--all]   grade every submission: gradebook, autograded/, feedback/, grades.csv
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+
+def _assignments(args) -> list[str]:
+    from autograder.grading import assignment_ids
+    known = assignment_ids()
+    chosen = known if args.all or not args.assignments else args.assignments
+    unknown = [a for a in chosen if a not in known]
+    if unknown:
+        raise SystemExit(f"error: unknown assignment {unknown[0]!r} (known: {', '.join(known)})")
+    return chosen
+
+
+def _table(rows) -> str:
+    lines = [f"{'student':<34} {'assignment':<20} {'score':>9}  result"]
+    for r in rows:
+        if r.status != "graded":
+            note = f"FAILED: {r.reason}"
+        else:
+            lost = [gid for gid, (ok, _) in r.functions.items() if not ok]
+            note = "all checks pass" if not lost else "lost " + ", ".join(lost)
+            if r.mistakes:
+                note += " — " + "; ".join(sorted({m.split(' (')[0] for m in r.mistakes}))
+            elif lost:
+                first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
+                note += " — " + first[:90]
+        lines.append(f"{r.student:<34} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {note}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("release", "sample-class", "grade"):
+        p = sub.add_parser(name)
+        p.add_argument("assignments", nargs="*")
+        p.add_argument("--all", action="store_true", help="every assignment")
+        if name == "grade":
+            p.add_argument("--student", action="append", help="only this student (repeatable)")
+            p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: cores)")
+            p.add_argument("--cell-timeout", type=float, default=30.0, help="seconds per cell")
+            p.add_argument("--notebook-timeout", type=float, default=120.0, help="seconds per notebook")
+            p.add_argument("--no-sandbox", action="store_true",
+                           help="run student code WITHOUT bubblewrap (unsafe; for machines where it cannot start)")
+            p.add_argument("--no-feedback", action="store_true", help="skip feedback HTML")
+            p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    # nbgrader runs `alembic` from PATH: make the interpreter's own bin dir come first.
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter inside nbgrader
+
+    from autograder import grading
+    assignments = _assignments(args)
+    api = grading.make_api()
+    if args.command == "release":
+        for a in assignments:
+            grading.release(api, a)
+            print(f"released {a} -> exercises/{a}/")
+        return 0
+    if args.command == "sample-class":
+        from autograder import samples
+        root = Path(api.coursedir.root)
+        for a in assignments:
+            ids = samples.write_class(a, Path(api.coursedir.root) / api.coursedir.release_directory,
+                                      root / api.coursedir.source_directory, root / api.coursedir.submitted_directory)
+            print(f"{a}: wrote {len(ids)} sample submissions to autograder/submitted/")
+        return 0
+
+    from autograder.sandbox import Limits, SandboxUnavailable
+    if args.no_sandbox:
+        print("WARNING: --no-sandbox: student code runs with the grader's own privileges, network "
+              "and files. Use only on submissions you trust.", file=sys.stderr)
+    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
+    try:
+        rows = grading.grade(assignments, students=args.student, workers=args.workers,
+                             sandbox=not args.no_sandbox, limits=limits, progress=not args.quiet,
+                             feedback=not args.no_feedback)
+    except SandboxUnavailable as exc:
+        print(f"error: the sandbox cannot start: {exc}. Refusing to grade; --no-sandbox runs "
+              f"student code unprotected.", file=sys.stderr)
+        return 2
+    print(_table(rows))
+    print(f"\ngradebook: {api.coursedir.db_url}\ngrades:    {Path(api.coursedir.root) / 'grades.csv'}"
+          f"\nfeedback:  {Path(api.coursedir.root) / api.coursedir.feedback_directory}/")
+    return 0

@@ -1,0 +1,38 @@
+"""nbgrader configuration for the course.
+
+nbgrader reads this file from the current directory only, so run stock nbgrader commands from
+``autograder/`` (``cd autograder && nbgrader ...``); ``python -m autograder`` loads it from anywhere.
+It maps nbgrader's standard steps onto this repository's layout:
+
+    solutions/<assignment>/    nbgrader "source"   (instructor notebooks, committed)
+    exercises/<assignment>/    nbgrader "release"  (student notebooks, generated, committed)
+    autograder/submitted/<student>/<assignment>/   what students hand in (instance data)
+    autograder/autograded/, feedback/, gradebook.db                      (instance data)
+
+Autograding replaces nbgrader's in-kernel test execution with the sandboxed run + trusted judge
+(``autograder.nbgrader_plugins``); every other step is nbgrader's own.
+"""
+import os
+
+from autograder.nbgrader_plugins import AUTOGRADE_PREPROCESSORS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+# Instance data (submitted/, autograded/, feedback/, gradebook.db, grades.csv) lives here;
+# BN_GRADER_ROOT moves it elsewhere (the test suite grades in a scratch folder).
+ROOT = os.environ.get("BN_GRADER_ROOT", HERE)
+
+c = get_config()  # noqa: F821  (injected by traitlets)
+
+c.CourseDirectory.course_id = "bn-course"
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.source_directory = os.path.join(REPO, "solutions")
+c.CourseDirectory.release_directory = os.path.join(REPO, "exercises")
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+# SQLite by default; point this at PostgreSQL for a large course (see README).
+c.CourseDirectory.db_url = os.environ.get("BN_GRADEBOOK_URL", "sqlite:///" + os.path.join(ROOT, "gradebook.db"))
+
+c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

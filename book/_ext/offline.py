@@ -1,0 +1,43 @@
+"""Keep the built site offline: nothing in a page points at a CDN.
+
+* MathJax 3 is served from the installed ``django-static-mathjax`` wheel.
+* sphinx-thebe (added by Jupyter Book whether or not launch buttons are on) writes an unpkg URL
+  into every page; the course has no live-code buttons, so its scripts are dropped.
+
+MathJax  The files are copied into ``_static/mathjax`` after the
+build rather than added to ``html_static_path``: Jupyter Book 1 would inject every ``.js`` found
+in a static path into every page.
+"""
+import shutil
+from pathlib import Path
+
+
+def _es5_dir() -> Path:
+    import mathjax  # the django-static-mathjax wheel's package: static files only
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def _use_local(app, config):
+    config.mathjax_path = "mathjax/tex-chtml.js"
+
+
+def _copy(app, exception):
+    if exception is None and app.builder.format == "html":
+        dest = Path(app.outdir) / "_static" / "mathjax"
+        if not (dest / "tex-chtml.js").exists():
+            shutil.copytree(_es5_dir(), dest, dirs_exist_ok=True)
+
+
+def _drop_thebe(app, pagename, templatename, context, doctree):
+    def is_thebe(script) -> bool:
+        body = getattr(script, "attributes", {}).get("body", "") or ""
+        return "thebe" in str(script) or "THEBE_JS_URL" in body
+    if "script_files" in context:
+        context["script_files"] = [s for s in context["script_files"] if not is_thebe(s)]
+
+
+def setup(app):
+    app.connect("config-inited", _use_local, priority=900)
+    app.connect("html-page-context", _drop_thebe)
+    app.connect("build-finished", _copy)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

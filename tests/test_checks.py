@@ -1,0 +1,78 @@
+"""The checks API: solutions pass every case, each planted bug is named, messages are useful."""
+import numpy as np
+import pytest
+
+from autograder import checks, samples
+from autograder.cases import ASSIGNMENTS, ASSIGNMENT_IDS
+from conftest import solution_namespace
+
+ALL_CHECKS = [(a, c) for a in ASSIGNMENT_IDS for c in ASSIGNMENTS[a]]
+ALL_BUGS = [(a, b) for a in ASSIGNMENT_IDS for b in samples.bugs(a)]
+
+
+@pytest.mark.parametrize("assignment,check", ALL_CHECKS, ids=lambda v: getattr(v, "function", v))
+def test_solution_passes_every_case(assignment, check):
+    fn = solution_namespace(assignment)[check.function]
+    verdict = checks.verdict_for_function(check, fn, check.cases)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("assignment,check", ALL_CHECKS, ids=lambda v: getattr(v, "function", v))
+def test_cases_are_visible_and_hidden(assignment, check):
+    assert sum(not c.hidden for c in check.cases) >= 2
+    assert sum(c.hidden for c in check.cases) >= 3
+
+
+@pytest.mark.parametrize("assignment,bug", ALL_BUGS, ids=lambda v: getattr(v, "name", v))
+def test_planted_bug_is_named(assignment, bug):
+    ns = solution_namespace(assignment)
+    try:
+        exec(bug.source, ns)
+    except SyntaxError:
+        pytest.skip("a syntax error is diagnosed by grading, not by the checks API")
+    check = checks.find(bug.function)
+    verdict = checks.verdict_for_function(check, ns[bug.function], check.cases)
+    assert not verdict.passed
+    assert bug.mistake in verdict.message
+
+
+def test_self_check_raises_assertion_naming_the_mistake(capsys):
+    def unbiased(x, gamma, beta, eps=1e-5):
+        return gamma * (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + eps) + beta, None
+    with pytest.raises(AssertionError, match="unbiased variance"):
+        checks.check("batchnorm_forward", unbiased)
+
+
+def test_self_check_reports_stub_and_wrong_shapes():
+    def stub(x, gamma, beta, eps=1e-5):
+        raise NotImplementedError()
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.check("batchnorm_forward", stub)
+    with pytest.raises(AssertionError, match=r"returned ndarray, expected a tuple of 2 values"):
+        checks.check("batchnorm_forward", lambda x, g, b, eps=1e-5: x)
+    with pytest.raises(AssertionError, match=r"has shape \(8,\); expected \(8, 5\)"):
+        checks.check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x[:, 0], None))
+    with pytest.raises(AssertionError, match="is list; expected a NumPy float array"):
+        checks.check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x.tolist(), None))
+
+
+def test_self_check_passes_and_says_so(capsys):
+    ns = solution_namespace("ch2_forward")
+    checks.check("batchnorm_forward", ns["batchnorm_forward"])
+    assert "checks passed" in capsys.readouterr().out
+
+
+def test_student_function_cannot_change_the_cases():
+    """A function that scribbles on its inputs must not change later cases or the reference."""
+    ns = solution_namespace("ch2_forward")
+    def vandal(x, gamma, beta, eps=1e-5):
+        out = ns["batchnorm_forward"](x, gamma, beta, eps)
+        x[...] = 0; gamma[...] = 0
+        return out
+    check = checks.find("batchnorm_forward")
+    assert checks.verdict_for_function(check, vandal, check.cases).passed
+
+
+def test_unknown_function_is_a_clear_error():
+    with pytest.raises(KeyError, match="no checks are defined"):
+        checks.check("batchnorm_sideways", lambda x: x)
