@@ -30,3 +30,7 @@ grade: $(VENV)/.installed
 
 clean:
 	rm -rf _build
+
+# Grading speed: this pipeline vs stock nbgrader vs bare nbclient (prints ratios; not a test).
+bench: $(VENV)/.installed
+	$(PY) -m autograder.bench

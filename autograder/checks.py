@@ -181,8 +181,10 @@ def compare(check: Check, case: Case, got: Sequence, inputs: dict) -> Verdict:
                            f"{where}: `{name}` is {_describe(value)}; expected a NumPy float array "
                            f"of shape {exp.shape}")
         if arr.shape != exp.shape:
+            bad = _diagnose(check, inputs, chosen, rtol, atol)
             return Verdict(check.function, False,
-                           f"{where}: `{name}` has shape {arr.shape}; expected {exp.shape}")
+                           f"{where}: `{name}` has shape {arr.shape}; expected {exp.shape}"
+                           + _named(bad, case), bad)
         if not np.all(np.isfinite(arr)) and np.all(np.isfinite(exp)):
             bad = _diagnose(check, inputs, chosen, rtol, atol)
             return Verdict(check.function, False,
@@ -212,7 +214,7 @@ def _diagnose(check: Check, inputs: dict, chosen, rtol, atol) -> list[str]:
             wrong = [np.asarray(w, dtype=np.float64) for w in mistake.compute(copy.deepcopy(inputs))]
         except Exception:  # a mistake that cannot even be computed here cannot be the one
             continue
-        # The student's output matches the mistake wherever the mistake is finite.
+        # Every compared value must match the mistake's (NaN only where the mistake has NaN).
         if all(a.shape == w.shape and np.allclose(a, w, rtol=max(rtol, 1e-6), atol=max(atol, 1e-8),
                                                   equal_nan=True)
                for a, w in zip(arrays, wrong)):
@@ -272,8 +274,9 @@ def check(function: str, fn: Callable) -> None:
 #   manifest.json                  {function: {"protocol", "n_returns", "cases": [names]}}
 #   inputs/<function>.pkl          {case name: inputs}
 # and by the student's run:
-#   outputs/<function>/<case>.json {"status": "ok"|"error"|"shape", "kinds": [...], "error": str}
-#   outputs/<function>/<case>.npz  the returned values that are numbers (allow_pickle=False)
+#   outputs/<function>/<k>.json    {"status": "ok"|"error"|"shape", "kinds": [...], "error": str}
+#   outputs/<function>/<k>.npz     the returned values that are numbers (allow_pickle=False)
+# where k is the case's position in the manifest (case names are free text, not file names).
 
 def record(function: str, fn, record_dir: str) -> None:
     with open(os.path.join(record_dir, "manifest.json")) as f:
@@ -285,7 +288,7 @@ def record(function: str, fn, record_dir: str) -> None:
         all_inputs = pickle.load(f)
     out_dir = os.path.join(record_dir, "outputs", function)
     os.makedirs(out_dir, exist_ok=True)
-    for name in spec["cases"]:
+    for k, name in enumerate(spec["cases"]):
         meta: dict[str, Any] = {"status": "ok", "kinds": [], "error": ""}
         arrays = {}
         try:
@@ -301,7 +304,7 @@ def record(function: str, fn, record_dir: str) -> None:
             meta.update(status="shape", error=str(exc))
         except (Exception, SystemExit) as exc:  # the judge reports it; later cases still run
             meta.update(status="error", error=f"{type(exc).__name__}: {exc}"[:500])
-        np.savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
-        with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        np.savez(os.path.join(out_dir, f"{k}.npz"), **arrays)
+        with open(os.path.join(out_dir, f"{k}.json"), "w") as f:
             json.dump(meta, f)
     print(f"recorded {function}")

@@ -95,5 +95,6 @@ def main(argv=None) -> int:
         return 2
     print(_table(rows))
     print(f"\ngradebook: {api.coursedir.db_url}\ngrades:    {Path(api.coursedir.root) / 'grades.csv'}"
-          f"\nfeedback:  {Path(api.coursedir.root) / api.coursedir.feedback_directory}/")
+          f"\nfeedback:  {Path(api.coursedir.root) / api.coursedir.feedback_directory}/"
+          f"\nreport:    {Path(api.coursedir.root) / 'grade_report.html'}")
     return 0

@@ -221,6 +221,9 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
             for student in who:
                 api.generate_feedback(assignment, student, force=True)
     export_csv(api)
+    from autograder import report
+    root = Path(api.coursedir.root)
+    report.write(root, report.update_log(root, rows))
     return rows
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import pickle
+import textwrap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +71,10 @@ def recording_request(nb) -> dict:
     return {"manifest": manifest, "inputs": inputs}
 
 
-def _load_case(record_dir: Path, function: str, case: str):
-    """Returns (values, None) or (None, reason). Never unpickles, bounds sizes."""
+def _load_case(record_dir: Path, function: str, k: int):
+    """Case k's recorded values: (values, None) or (None, reason). Never unpickles, bounds sizes."""
     base = record_dir / "outputs" / function
-    meta_path, npz_path = base / f"{case}.json", base / f"{case}.npz"
+    meta_path, npz_path = base / f"{k}.json", base / f"{k}.npz"
     try:
         if not meta_path.is_file() or meta_path.stat().st_size > 65536:
             return None, None
@@ -99,8 +100,8 @@ def _load_case(record_dir: Path, function: str, case: str):
 
 def judge_function(check: Check, record_dir: Path, why_missing: str) -> Verdict:
     """Every case must be recorded and match; the first failure is the message."""
-    for case in check.cases:
-        values, error = _load_case(record_dir, check.function, case.name)
+    for k, case in enumerate(check.cases):
+        values, error = _load_case(record_dir, check.function, k)
         where = f"{check.function}, case '{case.name}'" + (" (hidden)" if case.hidden else "")
         if values is None and error is None:
             return Verdict(check.function, False, f"{check.function}: no result was recorded "
@@ -174,5 +175,6 @@ def _outputs(outcome: CellOutcome):
     text = "\n".join(outcome.messages)
     if outcome.passed:
         return [new_output("stream", name="stdout", text="\u2713 " + text + "\n")]
-    return [new_output("error", ename="AssertionError", evalue=text,
-                       traceback=[f"AssertionError: {m}" for m in outcome.messages])]
+    lines = [ln for m in outcome.messages
+             for ln in textwrap.wrap(f"AssertionError: {m}", 100, subsequent_indent="    ")]
+    return [new_output("error", ename="AssertionError", evalue=text, traceback=["\n".join(lines)])]

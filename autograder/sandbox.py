@@ -220,32 +220,58 @@ def run_notebook(nb, recording: dict, course: Path, *, slot: int = 0, limits: Li
                str(limits.cell_seconds), str(limits.notebook_seconds)]
         env = {**os.environ, "PYTHONPATH": str(course), "BN_AUTOGRADER_RECORD": str(job / "record"),
                "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=env,
-                            preexec_fn=_limit(limits) if sandbox else os.setsid)
-    hard_deadline = limits.notebook_seconds + limits.cell_seconds + 30
-    killed = False
-    try:
-        _, err = proc.communicate(timeout=hard_deadline)
-    except subprocess.TimeoutExpired:
-        killed = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _, err = proc.communicate()
+    log = open(base / "stderr.log", "wb")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                            env=env, preexec_fn=_limit(limits) if sandbox else os.setsid)
+    killed = _watch(proc, job / "result" / "progress.json", limits)
+    log.close()
+    err = (base / "stderr.log").read_bytes()[-4096:]
     if not sandbox:
         # Without a pid namespace, the notebook's own children must be reaped by hand.
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    status, reason, executed = _read_result(job, killed, hard_deadline, err)
+    status, reason, executed = _read_result(job, killed, err)
     return RunResult(status, reason, executed, job / "record", time.monotonic() - start,
                      job if mounted else None)
 
 
-def _read_result(job: Path, killed: bool, deadline: float, err: bytes):
+GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
+
+
+def _watch(proc, progress: Path, limits: Limits) -> str:
+    """Wait for the run; kill it past the notebook's clock, or when one cell has been running
+    longer than the cell limit (the runner's own SIGALRM clock can be defeated by the student's
+    code, and anything it writes can be forged, so the cell is timed from when this parent first
+    sees it start). Returns why it was killed, or ""."""
+    hard = time.monotonic() + limits.notebook_seconds + GRACE
+    cell, since = None, time.monotonic()
+    while proc.poll() is None:
+        time.sleep(0.05)
+        now = time.monotonic()
+        try:
+            seen = int(json.loads(progress.read_text()[:512])["cell"])
+        except (OSError, ValueError, KeyError, TypeError):
+            seen = cell
+        if seen != cell:
+            cell, since = seen, now
+        why = ""
+        if now > hard:
+            why = f"the notebook ran past its {limits.notebook_seconds:g} s limit and was stopped"
+        elif cell is not None and now - since > limits.cell_seconds + GRACE:
+            why = f"cell {cell} ran past its {limits.cell_seconds:g} s limit and was stopped"
+        if why:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            return why
+    return ""
+
+
+def _read_result(job: Path, killed: str, err: bytes):
     result = job / "result"
     executed = None
     try:
@@ -254,7 +280,7 @@ def _read_result(job: Path, killed: bool, deadline: float, err: bytes):
     except Exception:
         executed = None
     if killed:
-        return "killed", f"the run was stopped after {deadline:g} s", executed
+        return "killed", killed, executed
     try:
         status = json.loads((result / "status.json").read_text()[:4096])
         code, reason = str(status.get("status", "unknown"))[:40], str(status.get("reason", ""))[:300]

@@ -1,67 +1,181 @@
-"""Runs INSIDE the sandbox: execute one notebook with nbclient, cell by cell.
+"""Runs INSIDE the sandbox: execute one notebook's cells in an IPython shell, in this process.
 
 Usage (by autograder.sandbox only): python sandbox_runner.py JOB_DIR CELL_TIMEOUT NOTEBOOK_TIMEOUT
 
-The notebook's check cells record the student's outputs under JOB_DIR/record (see
-autograder.checks.record).  This runner writes JOB_DIR/result/executed.ipynb after every cell and
-JOB_DIR/result/status.json at the end.  Nothing here decides a grade; everything it writes is
-treated as untrusted by the judge.
+No Jupyter kernel is started: the sandbox is the isolation boundary, so the cells run in an
+``InteractiveShell`` here (same IPython semantics: magics, ``get_ipython()``, display), which
+saves a kernel start-up and the messaging per notebook.
+
+* The notebook's check cells record the student's outputs under JOB_DIR/record
+  (``autograder.checks.record``).
+* After every cell this writes JOB_DIR/result/executed.ipynb (plain JSON) and, before every cell,
+  JOB_DIR/result/progress.json with the cell's deadline, which the parent enforces from outside
+  even if the student's code defeats the SIGALRM clock used here.
+* At the end it writes JOB_DIR/result/status.json.
+Everything written here is untrusted by the judge; nothing here decides a grade.
 """
+import io
 import json
 import os
+import signal
 import sys
 import time
 
+MAX_CELL_OUTPUT = 1 << 20   # characters of output kept per cell
+
+
+class CellTimeout(BaseException):
+    """Raised by SIGALRM when a cell runs past its limit."""
+
+
+class OutputLimit(BaseException):
+    """Raised into a cell that prints past MAX_CELL_OUTPUT (like pressing Stop)."""
+
+
+class Cell:
+    """The outputs of the cell being run, bounded in size."""
+
+    def __init__(self):
+        self.outputs, self.spent, self.stopped = [], 0, False
+
+    def add(self, output: dict, size: int) -> None:
+        if self.stopped:
+            return
+        self.spent += size
+        if self.spent > MAX_CELL_OUTPUT:
+            self.stopped = True
+            self.outputs.append({"output_type": "stream", "name": "stdout",
+                                 "text": f"\n[stopped by the grader: more than {MAX_CELL_OUTPUT} "
+                                         f"characters of output]\n"})
+            raise OutputLimit()
+        last = self.outputs[-1] if self.outputs else None
+        if output["output_type"] == "stream" and last and last.get("name") == output["name"] \
+                and last["output_type"] == "stream":
+            last["text"] += output["text"]
+        else:
+            self.outputs.append(output)
+
+
+CURRENT = Cell()
+
+
+class Stream(io.TextIOBase):
+    def __init__(self, name):
+        self.name = name
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        CURRENT.add({"output_type": "stream", "name": self.name, "text": text}, len(text))
+        return len(text)
+
+
+def make_shell():
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+            size = sum(len(str(v)) for v in data.values())
+            CURRENT.add({"output_type": "display_data", "data": dict(data),
+                         "metadata": dict(metadata or {})}, size)
+
+        def clear_output(self, wait=False):
+            CURRENT.outputs.clear()
+
+    from traitlets.config import Config
+    config = Config()
+    # No history database: it needs a thread per cell, and a fork storm may have used up every
+    # process slot the sandbox's uid has; nothing here should need one.
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config, colors="NoColor", display_pub_class=Publisher)
+    shell.displayhook.write_output_prompt = lambda: None
+    shell.displayhook.write_format_data = lambda data, md=None: None
+
+    def show_traceback(etype, evalue, stb):  # what ipykernel does: an error output, not text
+        CURRENT.outputs.append({"output_type": "error", "ename": getattr(etype, "__name__", str(etype)),
+                                "evalue": str(evalue)[:2000], "traceback": [str(t)[:4000] for t in stb[-20:]]})
+    shell._showtraceback = show_traceback
+    return shell
+
+
+def run_cell(shell, source: str):
+    """Run one cell; return (outputs, execution_count)."""
+    global CURRENT
+    CURRENT = Cell()
+    result = None
+    try:
+        result = shell.run_cell(source, store_history=True)  # numbers the cells
+    except CellTimeout:
+        raise
+    except OutputLimit:
+        pass
+    if result is not None and result.result is not None:
+        data, metadata = shell.display_formatter.format(result.result)
+        CURRENT.outputs.append({"output_type": "execute_result", "data": data, "metadata": metadata,
+                                "execution_count": shell.execution_count - 1})
+    return CURRENT.outputs, shell.execution_count - 1
+
 
 def main(job: str, cell_timeout: float, notebook_timeout: float) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    result = os.path.join(job, "result")
-    os.makedirs(result, exist_ok=True)
+    result_dir = os.path.join(job, "result")
+    os.makedirs(result_dir, exist_ok=True)
     status = {"status": "ok", "cell": None, "reason": ""}
 
-    def save(nb):
-        tmp = os.path.join(result, "executed.ipynb.tmp")
-        nbformat.write(nb, tmp)
-        os.replace(tmp, os.path.join(result, "executed.ipynb"))
+    def write_json(name, obj):
+        tmp = os.path.join(result_dir, name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(obj, f)
+        os.replace(tmp, os.path.join(result_dir, name))
 
     try:
-        nb = nbformat.read(os.path.join(job, "notebook.ipynb"), as_version=4)
+        with open(os.path.join(job, "notebook.ipynb")) as f:
+            nb = json.load(f)
+        cells = nb["cells"]
     except Exception as exc:
         status.update(status="unreadable", reason=f"{type(exc).__name__}: {exc}"[:300])
-        nb = None
-    if nb is not None:
-        deadline = time.monotonic() + notebook_timeout
-        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-                                startup_timeout=60, resources={"metadata": {"path": os.getcwd()}})
+        write_json("status.json", status)
+        return
+
+    def on_alarm(signum, frame):
+        raise CellTimeout()
+
+    sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
+    shell = make_shell()
+    signal.signal(signal.SIGALRM, on_alarm)
+    deadline = time.monotonic() + notebook_timeout
+    late = []
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            status.update(status="notebook-timeout", cell=index,
+                          reason=f"stopped before cell {index}: the notebook ran out of its "
+                                 f"{notebook_timeout:g} s")
+            break
+        limit = min(cell_timeout, left)
+        write_json("progress.json", {"cell": index, "deadline": time.time() + limit})
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        signal.setitimer(signal.ITIMER_REAL, limit)
         try:
-            with client.setup_kernel():
-                for index, cell in enumerate(nb.cells):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        status.update(status="notebook-timeout", cell=index,
-                                      reason=f"stopped before cell {index}: the notebook ran out "
-                                             f"of its {notebook_timeout:g} s")
-                        break
-                    client.timeout = max(1, int(min(cell_timeout, left)))
-                    try:
-                        client.execute_cell(cell, index)
-                    except CellTimeoutError:
-                        status.update(status="cell-timeout", cell=index,
-                                      reason=f"cell {index} ran past its {client.timeout} s limit")
-                        break
-                    except DeadKernelError:
-                        status.update(status="kernel-died", cell=index,
-                                      reason=f"the kernel died in cell {index}")
-                        break
-                    finally:
-                        save(nb)
-        except Exception as exc:  # kernel start-up failures and the like
-            status.update(status="runner-error", reason=f"{type(exc).__name__}: {exc}"[:300])
-    with open(os.path.join(result, "status.json"), "w") as f:
-        json.dump(status, f)
+            cell["outputs"], cell["execution_count"] = run_cell(shell, source)
+        except CellTimeout:
+            # The shell is intact: stop this cell only, say so, and go on with the next.
+            cell["outputs"] = CURRENT.outputs + [{
+                "output_type": "error", "ename": "CellTimeout", "traceback": [],
+                "evalue": f"stopped by the grader: cell ran past its {limit:g} s limit"}]
+            late.append(index)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            write_json("executed.ipynb", nb)
+    if late and status["status"] == "ok":
+        status.update(status="cell-timeout", cell=late[0],
+                      reason=f"cell {late[0]} ran past its {cell_timeout:g} s limit and was stopped")
+    write_json("status.json", status)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,13 @@ def graded_class(tmp_path_factory) -> GradedClass:
     cli = run_cli("grade", "--all", "--quiet", env=env)
     assert cli.returncode == 0, (cli.stdout + cli.stderr)[-4000:]
     return GradedClass(root, cli, before, tree_digest(root / "submitted"))
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """The site, built as `make book` builds it (-W: any warning fails)."""
+    jb = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run([str(jb), "build", ".", "--path-output", ".", "-W", "-n", "--keep-going"],
+                          cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    return REPO / "_build" / "html"

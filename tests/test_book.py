@@ -1,23 +1,9 @@
 """The website builds with -W, offline: no page references a CDN; math is served locally."""
 import re
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from conftest import REPO
 
 CDN = re.compile(r"""<(?:script|link|img|iframe)[^>]+(?:src|href)=["'](https?:)?//""", re.I)
-
-
-@pytest.fixture(scope="session")
-def built_book():
-    jb = Path(sys.executable).parent / "jupyter-book"
-    done = subprocess.run([str(jb), "build", ".", "--path-output", ".", "-W", "-n", "--keep-going"],
-                          cwd=REPO, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    return REPO / "_build" / "html"
 
 
 def test_every_page_is_offline(built_book):

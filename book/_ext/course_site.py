@@ -1,5 +1,6 @@
-"""Keep the built site offline: nothing in a page points at a CDN.
+"""Site settings Jupyter Book 1 has no _config.yml key for.
 
+Offline: nothing in a page points at a CDN.
 * MathJax 3 is served from the installed ``django-static-mathjax`` wheel.
 * sphinx-thebe (added by Jupyter Book whether or not launch buttons are on) writes an unpkg URL
   into every page; the course has no live-code buttons, so its scripts are dropped.
@@ -17,8 +18,10 @@ def _es5_dir() -> Path:
     return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
 
 
-def _use_local(app, config):
+def _configure(app, config):
     config.mathjax_path = "mathjax/tex-chtml.js"
+    # An empty default colour mode makes pydata-sphinx-theme log a console error on every page.
+    config.html_context = {**config.html_context, "default_mode": "light"}
 
 
 def _copy(app, exception):
@@ -37,7 +40,7 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
-    app.connect("config-inited", _use_local, priority=900)
+    app.connect("config-inited", _configure, priority=900)
     app.connect("html-page-context", _drop_thebe)
     app.connect("build-finished", _copy)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,124 @@
+"""Benchmark grading three ways on one generated class; print seconds per notebook and ratios.
+
+    python -m autograder.bench [--students 40] [--workers N] [--skip-stock]
+
+1. this pipeline: ``grading.grade`` (sandboxed parallel runs, trusted judge, nbgrader gradebook);
+2. stock nbgrader: ``nbgrader autograde`` per assignment, sequential, tests run in the student's
+   kernel (the self-check mode of the same check cells, which imports torch there);
+3. the floor: bare nbclient execution of the same notebooks, ``--workers`` at a time, no grading
+   at all (check cells are told to record nothing).
+
+Targets on 2 cores: (1) at least 4x faster than (2), and at most 1.3x (3).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_class(root: Path, assignments: list[str], n_students: int) -> list[Path]:
+    """n_students per assignment, cycling through the sample class (honest, blank, each bug)."""
+    from autograder import samples
+    paths = []
+    for a in assignments:
+        release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
+        solution = nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4)
+        variants = [samples.honest(release, solution), release] + \
+                   [samples.with_bug(release, solution, b) for b in samples.bugs(a)]
+        for k in range(n_students):
+            dest = root / "submitted" / f"student-{k:03d}" / a / f"{a}.ipynb"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(variants[k % len(variants)], dest)
+            paths.append(dest)
+    return paths
+
+
+def time_pipeline(root: Path, assignments: list[str], workers: int) -> float:
+    os.environ["BN_GRADER_ROOT"] = str(root)
+    from autograder import grading
+    start = time.perf_counter()
+    grading.grade(assignments, workers=workers, progress=False, feedback=False)
+    return time.perf_counter() - start
+
+
+def time_stock(root: Path, assignments: list[str]) -> float:
+    (root / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.root = {str(root)!r}\n"
+        f"c.CourseDirectory.source_directory = {str(REPO / 'solutions')!r}\n"
+        f"c.CourseDirectory.release_directory = {str(root / 'release')!r}\n"
+        "c.Execute.timeout = 120\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env.pop("BN_AUTOGRADER_RECORD", None)
+    for a in assignments:
+        subprocess.run(["nbgrader", "generate_assignment", a, "--force", "--create"], cwd=root, env=env,
+                       check=True, capture_output=True)
+    start = time.perf_counter()
+    for a in assignments:
+        subprocess.run(["nbgrader", "autograde", a, "--force"], cwd=root, env=env, check=True,
+                       capture_output=True)
+    return time.perf_counter() - start
+
+
+def time_floor(paths: list[Path], workers: int) -> float:
+    from nbclient import NotebookClient
+    record = Path(tempfile.mkdtemp(prefix="bn-floor-"))
+    (record / "manifest.json").write_text(json.dumps({}))
+    os.environ["BN_AUTOGRADER_RECORD"] = str(record)
+
+    def run(path: Path) -> None:
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+
+    start = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, paths))
+    finally:
+        os.environ.pop("BN_AUTOGRADER_RECORD", None)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--assignment", action="append", help="default: every assignment")
+    parser.add_argument("--skip-stock", action="store_true", help="stock nbgrader is slow: skip it")
+    args = parser.parse_args(argv)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    from autograder.cases import ASSIGNMENT_IDS
+    assignments = args.assignment or list(ASSIGNMENT_IDS)
+    base = Path(tempfile.mkdtemp(prefix="bn-bench-"))
+    ours_root, stock_root = base / "pipeline", base / "stock"
+    paths = make_class(ours_root, assignments, args.students)
+    make_class(stock_root, assignments, args.students)
+    n = len(paths)
+    print(f"{args.students} students x {len(assignments)} assignments = {n} notebooks, "
+          f"{args.workers} workers, {os.cpu_count()} cores", flush=True)
+    floor = time_floor(paths, args.workers)
+    print(f"floor (bare nbclient, {args.workers} parallel): {floor / n:6.2f} s/notebook", flush=True)
+    ours = time_pipeline(ours_root, assignments, args.workers)
+    print(f"this pipeline ({args.workers} workers):         {ours / n:6.2f} s/notebook", flush=True)
+    print(f"  ratio pipeline / floor: {ours / floor:5.2f}  (target <= 1.3)")
+    if not args.skip_stock:
+        stock = time_stock(stock_root, assignments)
+        print(f"stock nbgrader autograde (sequential): {stock / n:6.2f} s/notebook")
+        print(f"  speed-up over stock nbgrader: {stock / ours:5.2f}x  (target >= 4)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The instructor's grade report: one self-contained HTML page next to grades.csv.
+
+It shows, per assignment, a histogram of scores, the most common named mistakes, and every
+submission that failed to run, with its one-line reason.  The rows of every grading run are kept
+in ``grading_log.json`` (keyed by assignment and student), so grading one student again updates
+that row and keeps the rest.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+
+def update_log(root: Path, rows) -> list[dict]:
+    path = root / "grading_log.json"
+    try:
+        known = {(r["assignment"], r["student"]): r for r in json.loads(path.read_text())}
+    except (OSError, ValueError):
+        known = {}
+    for row in rows:
+        known[(row.assignment, row.student)] = asdict(row)
+    merged = sorted(known.values(), key=lambda r: (r["assignment"], r["student"]))
+    path.write_text(json.dumps(merged, indent=1))
+    return merged
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _mistake_name(text: str) -> str:
+    return text.split(" (")[0]
+
+
+def write(root: Path, rows: list[dict]) -> Path:
+    import matplotlib
+    import matplotlib.ticker
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assignments = sorted({r["assignment"] for r in rows})
+    parts = [f"<h1>Grade report</h1><p>{len(rows)} graded submissions, {len(assignments)} "
+             f"assignments. Scores are in <code>grades.csv</code> and the nbgrader gradebook; "
+             f"feedback is under <code>feedback/</code>.</p>"]
+    for a in assignments:
+        mine = [r for r in rows if r["assignment"] == a]
+        scores = [r["score"] for r in mine]
+        top = max((r["max_score"] for r in mine), default=0) or 1
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+        left.hist(scores, bins=[i - 0.5 for i in range(int(top) + 2)], color="#0072B2", edgecolor="white")
+        left.set(title=f"{a}: scores", xlabel=f"score (points out of {top:g})", ylabel="submissions")
+        counts = Counter(_mistake_name(m) for r in mine for m in set(r["mistakes"]))
+        common = counts.most_common(8)
+        if common:
+            names, ns = zip(*reversed(common))
+            right.barh(names, ns, color="#E69F00")
+            right.set(title="most common named mistakes", xlabel="submissions", ylabel="")
+            right.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        else:
+            right.text(0.5, 0.5, "no named mistakes", ha="center", va="center")
+            right.set(title="most common named mistakes", xticks=[], yticks=[])
+        image = _png(fig)
+        plt.close(fig)
+        failed = [r for r in mine if r["status"] != "graded"]
+        mean = sum(scores) / len(scores) if scores else 0
+        parts.append(f"<h2>{html.escape(a)}</h2><p>{len(mine)} submissions, mean {mean:.2f} / {top:g}, "
+                     f"{sum(s == top for s in scores)} full marks, {len(failed)} failed to run.</p>"
+                     f'<img alt="score histogram and common mistakes for {html.escape(a)}" src="{image}">')
+        if failed:
+            parts.append("<h3>Submissions that failed to run</h3><table><tr><th>student</th><th>reason</th></tr>"
+                         + "".join(f"<tr><td>{html.escape(r['student'])}</td><td>{html.escape(r['reason'])}</td></tr>"
+                                   for r in failed) + "</table>")
+        parts.append("<h3>Every submission</h3><table><tr><th>student</th><th>score</th><th>notes</th></tr>"
+                     + "".join(f"<tr><td>{html.escape(r['student'])}</td><td>{r['score']:g}/{r['max_score']:g}</td>"
+                               f"<td>{html.escape(_notes(r))}</td></tr>" for r in mine) + "</table>")
+    page = ("<!doctype html><meta charset='utf-8'><title>Grade report</title><style>"
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+            "text-align:left;vertical-align:top}img{max-width:100%}</style>" + "".join(parts))
+    dest = root / "grade_report.html"
+    dest.write_text(page)
+    return dest
+
+
+def _notes(r: dict) -> str:
+    if r["status"] != "graded":
+        return "failed: " + r["reason"]
+    lost = [f"{gid}: {msg}" for gid, (ok, msg) in r["functions"].items() if not ok]
+    return " | ".join(lost)[:600] if lost else "all checks pass"

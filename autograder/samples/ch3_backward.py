@@ -1,0 +1,97 @@
+"""Planted bugs for ch3_backward; each must lose exactly its function's points."""
+from autograder.samples import Bug
+
+BUGS = [
+    Bug("per-sample-dgamma", "batchnorm_backward", "`dgamma` has shape", '''\
+def batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dbeta = dout
+    dgamma = dout * x_hat
+    dx_hat = gamma * dout
+    dxc = dx_hat * inv_std
+    dvar = -0.5 * (dx_hat * xc).sum(axis=0) / std ** 3
+    dxc = dxc + 2.0 * xc * dvar / N
+    dx = dxc - dxc.sum(axis=0) / N
+    return dx, dgamma, dbeta'''),
+    Bug("wrong-axis-sum", "batchnorm_backward", "dgamma/dbeta summed over the wrong axis", '''\
+def batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=1)
+    dgamma = (dout * x_hat).sum(axis=1)
+    dx_hat = gamma * dout
+    dxc = dx_hat * inv_std
+    dvar = -0.5 * (dx_hat * xc).sum(axis=0) / std ** 3
+    dxc = dxc + 2.0 * xc * dvar / N
+    dx = dxc - dxc.sum(axis=0) / N
+    return dx, dgamma, dbeta'''),
+    Bug("variance-term-missing", "batchnorm_backward", "variance term of dx missing", '''\
+def batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dxc = gamma * dout * inv_std
+    dmu = -dxc.sum(axis=0)
+    dx = dxc + dmu / N
+    return dx, dgamma, dbeta'''),
+    Bug("unbiased-variance", "batchnorm_backward", "unbiased variance", '''\
+def batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx_hat = gamma * dout
+    dinv_std = (dx_hat * xc).sum(axis=0)
+    dxc = dx_hat * inv_std
+    dvar = -dinv_std / std ** 2 / (2.0 * std)
+    dxc = dxc + 2.0 * xc * dvar / (N - 1)
+    dx = dxc - dxc.sum(axis=0) / N
+    return dx, dgamma, dbeta'''),
+    Bug("mean-term-missing", "batchnorm_backward_alt", "mean term of dx missing", '''\
+def batchnorm_backward_alt(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx = gamma * inv_std / N * (N * dout - x_hat * dgamma)
+    return dx, dgamma, dbeta'''),
+    Bug("averaged-dgamma", "batchnorm_backward_alt", "dgamma/dbeta averaged over the batch", '''\
+def batchnorm_backward_alt(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    dbeta = dout.mean(axis=0)
+    dgamma = (dout * x_hat).mean(axis=0)
+    dx = gamma * inv_std * (dout - dbeta - x_hat * dgamma)
+    return dx, dgamma, dbeta'''),
+    Bug("recomputed-unbiased-std", "batchnorm_backward_alt", "unbiased variance", '''\
+def batchnorm_backward_alt(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    std = np.sqrt(x.var(axis=0, ddof=1) + eps)
+    x_hat = (x - x.mean(axis=0)) / std
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx = gamma / std / N * (N * dout - dbeta - x_hat * dgamma)
+    return dx, dgamma, dbeta'''),
+    Bug("reshape-no-transpose", "spatial_batchnorm_backward", "reshape without transpose", '''\
+def spatial_batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N, C, H, W = dout.shape
+    dy = dout.reshape(-1, C)
+    M = dy.shape[0]
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    dx = (gamma * inv_std / M) * (M * dy - dbeta - x_hat * dgamma)
+    return dx.reshape(N, C, H, W), dgamma, dbeta'''),
+    Bug("spatial-variance-term-missing", "spatial_batchnorm_backward", "variance term of dx missing",
+        '''\
+def spatial_batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N, C, H, W = dout.shape
+    dy = dout.transpose(0, 2, 3, 1).reshape(-1, C)
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    dx = gamma * inv_std * (dy - dy.mean(axis=0))
+    return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta'''),
+]
