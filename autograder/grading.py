@@ -217,9 +217,12 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
             for run in _RUNS.values():
                 run.cleanup()
             _RUNS.clear()
-        if feedback:
-            for student in who:
-                api.generate_feedback(assignment, student, force=True)
+        if feedback and who:
+            if students is None:  # one nbgrader run for the whole class
+                api.generate_feedback(assignment, force=True)
+            else:
+                for student in who:
+                    api.generate_feedback(assignment, student, force=True)
     export_csv(api)
     from autograder import report
     root = Path(api.coursedir.root)

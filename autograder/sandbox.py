@@ -118,10 +118,14 @@ def _python_roots() -> list[Path]:
 def _bwrap_args(course: Path | None, job: Path | None, slot: int, tmp_bytes: int = 256 << 20) -> list[str]:
     args = [bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    # The private /tmp first: the course (a checkout, its venv) may itself live under /tmp, and
+    # a later mount would hide it.
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     for system in ("/usr", "/bin", "/lib", "/lib64", "/etc"):
         if os.path.exists(system):
             args += ["--ro-bind", system, system]
-    made: set[str] = set()
+    made: set[str] = {"/tmp"}
     for root in _python_roots():
         for parent in reversed(root.parents):
             if str(parent) != "/" and str(parent) not in made:
@@ -134,8 +138,6 @@ def _bwrap_args(course: Path | None, job: Path | None, slot: int, tmp_bytes: int
             args += ["--tmpfs", str(site / hidden)]
     for pth in site.glob("__editable__*"):  # the editable install points into the repository
         args += ["--ro-bind", "/dev/null", str(pth)]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     if course is not None and course.exists():
         args += ["--ro-bind", str(course), "/course"]
     if job is not None:

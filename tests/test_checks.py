@@ -76,3 +76,14 @@ def test_student_function_cannot_change_the_cases():
 def test_unknown_function_is_a_clear_error():
     with pytest.raises(KeyError, match="no checks are defined"):
         checks.check("batchnorm_sideways", lambda x: x)
+
+
+def test_folded_conv_reproduces_conv_then_bn():
+    """ch6 is graded on the folded weights; check the solution's weights by the layer's outputs too."""
+    from autograder.cases.ch6_folding import conv_output_gap
+    fold = solution_namespace("ch6_folding")["fold_conv_bn"]
+    check = checks.find("fold_conv_bn")
+    for case in check.cases:
+        inputs = checks.case_inputs(check, case)
+        gap, size = conv_output_gap(*fold(**inputs), inputs)
+        assert gap <= 1e-10 * max(1.0, size), case.name

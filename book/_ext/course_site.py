@@ -29,6 +29,17 @@ def _copy(app, exception):
         dest = Path(app.outdir) / "_static" / "mathjax"
         if not (dest / "tex-chtml.js").exists():
             shutil.copytree(_es5_dir(), dest, dirs_exist_ok=True)
+        _write_favicon_ico(Path(app.outdir) / "favicon.ico")
+
+
+def _write_favicon_ico(path: Path) -> None:
+    """Browsers ask for /favicon.ico on pages that name no icon (the root redirect page)."""
+    if path.exists():
+        return
+    from PIL import Image, ImageDraw
+    image = Image.new("RGBA", (32, 32), "#0072B2")
+    ImageDraw.Draw(image).text((6, 10), "BN", fill="white")
+    image.save(path, format="ICO", sizes=[(32, 32)])
 
 
 def _drop_thebe(app, pagename, templatename, context, doctree):
