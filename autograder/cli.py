@@ -24,7 +24,8 @@ def _assignments(args) -> list[str]:
 
 
 def _table(rows) -> str:
-    lines = [f"{'student':<34} {'assignment':<20} {'score':>9}  result"]
+    w = max([len("student")] + [len(r.student) for r in rows])
+    lines = [f"{'student':<{w}} {'assignment':<20} {'score':>9}  result"]
     for r in rows:
         if r.status != "graded":
             note = f"FAILED: {r.reason}"
@@ -36,7 +37,7 @@ def _table(rows) -> str:
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
                 note += " — " + first[:90]
-        lines.append(f"{r.student:<34} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {note}")
+        lines.append(f"{r.student:<{w}} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {note}")
     return "\n".join(lines)
 
 

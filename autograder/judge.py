@@ -104,8 +104,7 @@ def judge_function(check: Check, record_dir: Path, why_missing: str) -> Verdict:
         values, error = _load_case(record_dir, check.function, k)
         where = f"{check.function}, case '{case.name}'" + (" (hidden)" if case.hidden else "")
         if values is None and error is None:
-            return Verdict(check.function, False, f"{check.function}: no result was recorded "
-                                                  f"({why_missing})")
+            return Verdict(check.function, False, f"{check.function}: nothing recorded: {why_missing}")
         if error is not None:
             if error.startswith("NotImplementedError"):
                 return Verdict(check.function, False, f"{check.function} is not implemented "
@@ -155,7 +154,7 @@ def _why_missing(executed, index: int, cell, function: str, run_reason: str) -> 
             if ran.get("metadata", {}).get("nbgrader", {}).get("grade_id") == function:
                 for out in ran.get("outputs", []):
                     if out.get("output_type") == "error":
-                        return (f"the cell defining {function} raised {str(out.get('ename'))[:60]}: "
+                        return (f"its cell raised {str(out.get('ename'))[:60]}: "
                                 f"{str(out.get('evalue'))[:200]}")
         ran = executed.cells[index]
         if ran.source != cell.source:

@@ -48,7 +48,7 @@ def postgres():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_grading_writes_a_postgresql_gradebook(postgres, tmp_path):
+def test_grading_writes_a_postgresql_gradebook(postgres, tmp_path, graded_class):
     env = {"BN_GRADER_ROOT": str(tmp_path), "BN_GRADEBOOK_URL": postgres}
     assert run_cli("sample-class", "ch2_forward", env=env).returncode == 0
     done = run_cli("grade", "ch2_forward", "--quiet", "--no-feedback", env=env)
@@ -59,3 +59,8 @@ def test_grading_writes_a_postgresql_gradebook(postgres, tmp_path):
         assert gb.find_submission("ch2_forward", "sample-honest").score == 10
         assert gb.find_submission("ch2_forward", "sample-blank").score == 0
         assert len(gb.students) >= 8
+        # A second, independent grading run gives every cell the same points (run to run).
+        for student in gb.students:
+            nb = gb.find_submission_notebook("ch2_forward", "ch2_forward", student.id)
+            again = {g.name: float(g.score) for g in nb.grades}
+            assert again == graded_class.cell_scores("ch2_forward", student.id), student.id
