@@ -1,6 +1,7 @@
 """Benchmark grading three ways on one generated class; print seconds per notebook and ratios.
 
     python -m autograder.bench [--students 40] [--workers N] [--skip-stock]
+    python -m autograder.bench --solutions     # each solution notebook, top to bottom
 
 1. this pipeline: ``grading.grade`` (sandboxed parallel runs, trusted judge, nbgrader gradebook);
 2. stock nbgrader: ``nbgrader autograde`` per assignment, sequential, tests run in the student's
@@ -91,16 +92,32 @@ def time_floor(paths: list[Path], workers: int) -> float:
     return time.perf_counter() - start
 
 
+def time_solutions(assignments: list[str]) -> None:
+    """Each solution notebook top to bottom in a fresh kernel (self-checks, torch import included)."""
+    from nbclient import NotebookClient
+    for a in assignments:
+        nb = nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4)
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "solutions" / a)}}).execute()
+        print(f"solution {a}: {time.perf_counter() - start:5.1f} s top to bottom (target < 10 s)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--assignment", action="append", help="default: every assignment")
     parser.add_argument("--skip-stock", action="store_true", help="stock nbgrader is slow: skip it")
+    parser.add_argument("--solutions", action="store_true",
+                        help="only time each solution notebook top to bottom")
     args = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     from autograder.cases import ASSIGNMENT_IDS
     assignments = args.assignment or list(ASSIGNMENT_IDS)
+    if args.solutions:
+        time_solutions(assignments)
+        return 0
     base = Path(tempfile.mkdtemp(prefix="bn-bench-"))
     ours_root, stock_root = base / "pipeline", base / "stock"
     paths = make_class(ours_root, assignments, args.students)

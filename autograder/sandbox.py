@@ -209,17 +209,17 @@ def run_notebook(nb, recording: dict, course: Path, *, slot: int = 0, limits: Li
     for function, blob in recording["inputs"].items():
         (job / "record" / "inputs" / f"{function}.pkl").write_bytes(blob)
     nbformat.write(nb, job / "notebook.ipynb")
-    uid = FIRST_UID + slot
-    for path in [job, *job.rglob("*")]:
-        os.chown(path, uid, uid) if sandbox else None
-    runner = ["python", "/course/autograder/sandbox_runner.py", "/job",
-              str(limits.cell_seconds), str(limits.notebook_seconds)]
+    if sandbox:  # the student's uid owns the job folder, and nothing else
+        uid = FIRST_UID + slot
+        for path in [job, *job.rglob("*")]:
+            os.chown(path, uid, uid)
+    clocks = [str(limits.cell_seconds), str(limits.notebook_seconds)]
     if sandbox:
-        cmd = _bwrap_args(course, job, slot, limits.tmp_bytes) + runner
+        cmd = _bwrap_args(course, job, slot, limits.tmp_bytes) + [
+            "python", "/course/autograder/sandbox_runner.py", "/job", *clocks]
         env = {}
     else:
-        cmd = [sys.executable, str(course / "autograder" / "sandbox_runner.py"), str(job),
-               str(limits.cell_seconds), str(limits.notebook_seconds)]
+        cmd = [sys.executable, str(course / "autograder" / "sandbox_runner.py"), str(job), *clocks]
         env = {**os.environ, "PYTHONPATH": str(course), "BN_AUTOGRADER_RECORD": str(job / "record"),
                "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     log = open(base / "stderr.log", "wb")

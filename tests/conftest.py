@@ -13,8 +13,6 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder.cases import ASSIGNMENT_IDS  # noqa: E402
-
 
 def run_cli(*args, env=None, timeout=1500) -> subprocess.CompletedProcess:
     """The instructor CLI, exactly as README shows it, in a subprocess."""

@@ -1,7 +1,6 @@
 """The website builds with -W, offline: no page references a CDN; math is served locally."""
 import re
 
-from conftest import REPO
 
 CDN = re.compile(r"""<(?:script|link|img|iframe)[^>]+(?:src|href)=["'](https?:)?//""", re.I)
 

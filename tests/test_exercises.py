@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from autograder.cases import ASSIGNMENT_IDS
-from conftest import REPO, run_cli
+from conftest import REPO
 
 
 def _cells(path):
@@ -60,13 +60,19 @@ def test_test_cells_are_one_line_checks(assignment):
         assert cell.metadata["nbgrader"]["points"] > 0
 
 
-def test_blank_release_self_check_names_the_stub(tmp_path):
-    """What a student sees before writing code: the first check fails with a readable message."""
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_blank_release_self_check_names_the_stub(assignment):
+    """What a student sees before writing code, running the release in the course's kernel from
+    exercises/<a>/ (README: `jupyter lab exercises/`): the first check fails, naming the function."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    nb = nbformat.read(REPO / "exercises" / "ch2_forward" / "ch2_forward.ipynb", as_version=4)
+    folder = REPO / "exercises" / assignment
+    nb = nbformat.read(folder / f"{assignment}.ipynb", as_version=4)
+    first = next(c for c in nb.cells if c.source.startswith("check("))
+    function = first.source.split('"')[1]
     client = NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+                            resources={"metadata": {"path": str(folder)}})
     with pytest.raises(CellExecutionError) as err:
         client.execute()
-    assert "batchnorm_forward is not implemented yet" in str(err.value)
+    assert f"{function} is not implemented yet" in str(err.value)
+    assert "AssertionError" in str(err.value)

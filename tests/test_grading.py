@@ -57,3 +57,59 @@ def test_command_prints_a_table_with_named_mistakes(graded_class):
     assert "unbiased variance" in out
     syntax = next(ln for ln in out.splitlines() if ln.startswith("sample-bug-syntax-error "))
     assert "its cell raised SyntaxError" in syntax
+
+
+def test_stock_nbgrader_commands_use_the_sandboxed_judge(tmp_path):
+    """An instructor's habit: `cd autograder && nbgrader autograde <a>` still grades safely."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    from conftest import REPO
+    a = "ch2_forward"
+    release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
+    solution = nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4)
+    bug = next(b for b in samples.bugs(a) if b.name == "unbiased-variance")
+    for student, nb in {"honest": samples.honest(release, solution),
+                        "buggy": samples.with_bug(release, solution, bug)}.items():
+        (tmp_path / "submitted" / student / a).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "submitted" / student / a / f"{a}.ipynb")
+    env = {**os.environ, "BN_GRADER_ROOT": str(tmp_path),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for step in (["generate_assignment", a, "--force", "--create",
+                  f"--CourseDirectory.release_directory={tmp_path / 'release'}"],
+                 ["autograde", a, "--force"]):
+        done = subprocess.run(["nbgrader", *step], cwd=REPO / "autograder", env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        assert gb.find_submission(a, "honest").score == 10
+        assert gb.find_submission(a, "buggy").score == 5
+    graded = (tmp_path / "autograded" / "buggy" / a / f"{a}.ipynb").read_text()
+    assert "unbiased variance" in graded
+
+
+def test_no_sandbox_still_grades_but_warns_loudly(tmp_path):
+    from conftest import run_cli
+    env = {"BN_GRADER_ROOT": str(tmp_path)}
+    assert run_cli("sample-class", "ch2_forward", env=env).returncode == 0
+    done = run_cli("grade", "ch2_forward", "--student", "sample-honest", "--student", "sample-blank",
+                   "--no-sandbox", "--no-feedback", "--quiet", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "WARNING: --no-sandbox" in done.stderr
+    lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.startswith("sample-")}
+    assert "10/10" in lines["sample-honest"] and "0/10" in lines["sample-blank"]
+
+
+def test_refuses_when_the_sandbox_cannot_start(tmp_path):
+    from conftest import run_cli
+    env = {"BN_GRADER_ROOT": str(tmp_path), "BN_BWRAP": "/bin/false"}
+    assert run_cli("sample-class", "ch2_forward", env=env).returncode == 0
+    done = run_cli("grade", "ch2_forward", "--quiet", env=env)
+    assert done.returncode == 2
+    assert "the sandbox cannot start" in done.stderr and "--no-sandbox" in done.stderr
+    assert not (tmp_path / "autograded").exists()

@@ -1,5 +1,4 @@
 """Chapter 2: the training-mode forward pass, (N, D) and per-channel (N, C, H, W)."""
-import numpy as np
 
 from autograder.checks import Case, Check, Mistake
 
