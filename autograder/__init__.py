@@ -1,8 +1,6 @@
 """Batch Normalization, from first principles: reference, checks, sandboxed grading.
 
-Only ``check`` is exported here, and importing the package imports NumPy alone: the same package
-is imported inside the grading sandbox, where torch is not available.
+``autograder.student`` is the student side (NumPy only: shipped in every kit, staged into the
+grading sandbox); everything else here is the grader side.  Importing this package imports
+nothing, so the kit can ship this file as it is.
 """
-from autograder.checks import check
-
-__all__ = ["check"]

@@ -2,6 +2,7 @@
 
     release  [A ...|--all]   regenerate exercises/<A>/ from solutions/<A>/ (nbgrader generate_assignment)
     sample-class [A ...|--all]   put the bundled sample class into autograder/submitted/
+    kits     [A ...|--all]   build the student kits (_build/kits/<A>.zip) and the visible checks
     grade    [A ...|--all]   grade every submission: gradebook, autograded/, feedback/, grades.csv
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _table(rows) -> str:
             lost = [gid for gid, (ok, _) in r.functions.items() if not ok]
             note = "all checks pass" if not lost else "lost " + ", ".join(lost)
             if r.mistakes:
-                note += " — " + "; ".join(sorted({m.split(' (')[0] for m in r.mistakes}))
+                note += " — " + "; ".join(sorted(set(r.mistakes)))
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
                 note += " — " + first[:90]
@@ -45,15 +46,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("release", "sample-class", "grade"):
+    for name in ("release", "kits", "sample-class", "grade"):
         p = sub.add_parser(name)
         p.add_argument("assignments", nargs="*")
         p.add_argument("--all", action="store_true", help="every assignment")
+        if name == "kits":
+            p.add_argument("--out", default=None, help="where the kits go (default: _build/kits)")
         if name == "grade":
             p.add_argument("--student", action="append", help="only this student (repeatable)")
             p.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: cores)")
-            p.add_argument("--cell-timeout", type=float, default=30.0, help="seconds per cell")
-            p.add_argument("--notebook-timeout", type=float, default=120.0, help="seconds per notebook")
+            p.add_argument("--cell-timeout", type=float, default=None,
+                           help="seconds per cell (default: SandboxedJudge.cell_timeout, 30)")
+            p.add_argument("--notebook-timeout", type=float, default=None,
+                           help="seconds per notebook (default: SandboxedJudge.notebook_timeout, 120)")
+            p.add_argument("--sandbox", choices=["auto", "root", "user"], default=None,
+                           help="sandbox mode (default: SandboxedJudge.mode, auto: root when run "
+                                "as root, else unprivileged user namespaces)")
             p.add_argument("--no-sandbox", action="store_true",
                            help="run student code WITHOUT bubblewrap (unsafe; for machines where it cannot start)")
             p.add_argument("--no-feedback", action="store_true", help="skip feedback HTML")
@@ -72,6 +80,12 @@ def main(argv=None) -> int:
             grading.release(api, a)
             print(f"released {a} -> exercises/{a}/")
         return 0
+    if args.command == "kits":
+        from autograder import kits
+        out = Path(args.out) if args.out else kits.REPO / "_build" / "kits"
+        for path in kits.build_all(out, assignments):
+            print(f"kit {path} ({path.stat().st_size // 1024} KiB)")
+        return 0
     if args.command == "sample-class":
         from autograder import samples
         root = Path(api.coursedir.root)
@@ -81,19 +95,23 @@ def main(argv=None) -> int:
             print(f"{a}: wrote {len(ids)} sample submissions to autograder/submitted/")
         return 0
 
-    from autograder.sandbox import Limits, SandboxUnavailable
+    from autograder.sandbox import SandboxUnavailable
     if args.no_sandbox:
         print("WARNING: --no-sandbox: student code runs with the grader's own privileges, network "
               "and files. Use only on submissions you trust.", file=sys.stderr)
-    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
+    limits = {"cell_timeout": args.cell_timeout, "notebook_timeout": args.notebook_timeout}
     try:
         rows = grading.grade(assignments, students=args.student, workers=args.workers,
-                             sandbox=not args.no_sandbox, limits=limits, progress=not args.quiet,
-                             feedback=not args.no_feedback)
+                             mode="none" if args.no_sandbox else args.sandbox, limits=limits,
+                             progress=not args.quiet, feedback=not args.no_feedback,
+                             say=lambda line: print(line, file=sys.stderr))
     except SandboxUnavailable as exc:
-        print(f"error: the sandbox cannot start: {exc}. Refusing to grade; --no-sandbox runs "
+        print(f"error: no sandbox can start here: {exc}. Refusing to grade; --no-sandbox runs "
               f"student code unprotected.", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: grading stopped, scratch space removed", file=sys.stderr)
+        return 130
     print(_table(rows))
     print(f"\ngradebook: {api.coursedir.db_url}\ngrades:    {Path(api.coursedir.root) / 'grades.csv'}"
           f"\nfeedback:  {Path(api.coursedir.root) / api.coursedir.feedback_directory}/"

@@ -13,13 +13,13 @@ Submission files are only ever read.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
+import copy
 import os
-import queue
 import shutil
+import queue
+import signal
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +29,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import sandbox as sb
+from autograder.nbgrader_plugins import RunStore, SandboxedJudge
 
 HERE = Path(__file__).resolve().parent
 CONFIG_FILE = HERE / "nbgrader_config.py"
@@ -43,7 +44,7 @@ class Row:
     status: str = "graded"             # graded | failed
     reason: str = ""                   # one line when something went wrong
     functions: dict = field(default_factory=dict)   # grade_id -> (passed, message)
-    mistakes: list = field(default_factory=list)
+    mistakes: list = field(default_factory=list)   # names of the known mistakes recognised
     seconds: float = 0.0
 
 
@@ -57,7 +58,7 @@ def load_config():
 def make_api(config=None):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    config = config or load_config()
+    config = config if config is not None else load_config()
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
@@ -68,15 +69,15 @@ def assignment_ids() -> list[str]:
 
 # ---- step 1: the gradebook knows the assignment ---------------------------------------------
 
-def ensure_source_in_gradebook(api, assignment: str) -> None:
-    release = api.coursedir.release_directory
-    scratch = tempfile.mkdtemp(prefix="bn-release-")
+def ensure_source_in_gradebook(api, assignment: str, scratch: Path) -> None:
+    """nbgrader ``generate_assignment`` into ``scratch``, so the committed ``exercises/`` is never
+    touched: it is what loads the assignment's source cells into the gradebook."""
+    release_dir = api.coursedir.release_directory
     try:
-        api.coursedir.release_directory = scratch
+        api.coursedir.release_directory = str(scratch)
         result = api.generate_assignment(assignment, force=True, create=True)
     finally:
-        api.coursedir.release_directory = release
-        shutil.rmtree(scratch, ignore_errors=True)
+        api.coursedir.release_directory = release_dir
     if not result["success"]:
         raise RuntimeError(f"nbgrader could not load {assignment} into the gradebook:\n{result['log'][-2000:]}")
 
@@ -100,17 +101,6 @@ def submitted_students(api, assignment: str) -> list[str]:
 
 # ---- step 2: the parallel pre-pass ------------------------------------------------------------
 
-_RUNS: dict[str, sb.RunResult] = {}
-_RUNS_LOCK = threading.Lock()
-_SETTINGS = {"limits": sb.Limits(), "course": None}
-
-
-def _key(nb, assignment: str, student: str, notebook: str) -> str:
-    cells = [(c.cell_type, c.source) for c in nb.cells]
-    blob = json.dumps([assignment, student, notebook, cells]).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
 def sanitize(api, path: Path, assignment: str, student: str, notebook: str):
     """What nbgrader autograde's sanitize phase makes of a submission (read-only)."""
     from nbgrader.converters import Autograde
@@ -122,32 +112,6 @@ def sanitize(api, path: Path, assignment: str, student: str, notebook: str):
     for cls in Autograde(coursedir=api.coursedir, config=api.config).sanitize_preprocessors:
         nb, resources = cls(config=api.config)(nb, resources)
     return nb
-
-
-def _course_dir() -> Path:
-    if _SETTINGS["course"] is None:
-        _SETTINGS["course"] = sb.stage_course(Path(tempfile.mkdtemp(prefix="bn-course-")))
-    return _SETTINGS["course"]
-
-
-def _execute(nb, slot: int, sandbox: bool) -> sb.RunResult:
-    from autograder import judge
-    return sb.run_notebook(nb, judge.recording_request(nb), _course_dir(), slot=slot,
-                           limits=_SETTINGS["limits"], sandbox=sandbox)
-
-
-def run_for(nb, assignment: str, student: str, notebook: str, sandbox: bool = True) -> sb.RunResult:
-    """The sandbox run for this sanitized notebook: the pre-pass's, or a fresh one."""
-    with _RUNS_LOCK:
-        run = _RUNS.pop(_key(nb, assignment, student, notebook), None)
-    return run if run is not None else _execute(nb, 0, sandbox)
-
-
-_OUTCOMES: dict[tuple, tuple] = {}
-
-
-def remember(assignment, student, notebook, run, outcomes) -> None:
-    _OUTCOMES[(assignment, student, notebook)] = (run.status, run.reason, run.seconds, outcomes)
 
 
 # ---- the whole class --------------------------------------------------------------------------
@@ -171,66 +135,138 @@ class Progress:
         sys.stderr.flush()
 
 
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C and SIGTERM stop every sandbox and unwind through every ``finally`` (so scratch
+    space is removed); SIGTERM is turned into KeyboardInterrupt for that."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    sb.CANCEL.clear()
+    try:
+        yield
+    except BaseException:
+        sb.CANCEL.set()
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def grade(assignments: list[str], students: list[str] | None = None, workers: int | None = None,
-          sandbox: bool = True, limits: sb.Limits | None = None, progress: bool = True,
-          feedback: bool = True) -> list[Row]:
-    if sandbox:
-        sb.probe()
-    _SETTINGS["limits"] = limits or sb.Limits()
+          mode: str | None = None, limits: dict | None = None, progress: bool = True,
+          feedback: bool = True, say=print) -> list[Row]:
+    """Grade every submission of ``assignments``. ``mode`` and ``limits`` (SandboxedJudge's
+    settings by name) override ``nbgrader_config.py``. Says which sandbox mode ran."""
+    config = load_config()
+    for name, value in {"mode": mode, **(limits or {})}.items():
+        if value is not None:
+            setattr(config.SandboxedJudge, name, value)
+    settings = SandboxedJudge(config=config)
+    chosen = settings.resolved_mode()  # refuses (SandboxUnavailable) before anything is written
+    say(sb.describe_mode(chosen))
     workers = workers or os.cpu_count() or 1
-    api = make_api()
     rows: list[Row] = []
-    for assignment in assignments:
-        ensure_source_in_gradebook(api, assignment)
-        notebooks = source_notebooks(api, assignment)
-        who = [s for s in submitted_students(api, assignment) if students is None or s in students]
-        jobs = [(s, n) for s in who for n in notebooks]
-        bar = Progress(len(who), f"grading {assignment}", progress)
-        slots: queue.Queue[int] = queue.Queue()
-        for k in range(workers):
-            slots.put(k)
-
-        def prepass(student: str, notebook: str):
-            path = (Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
-                    / f"{notebook}.ipynb")
-            try:
-                nb = sanitize(api, path, assignment, student, notebook)
-            except Exception:
-                return  # nbgrader's own autograde will report why, in the sequential step
-            slot = slots.get()
-            try:
-                run = _execute(nb, slot, sandbox)
-            finally:
-                slots.put(slot)
-            with _RUNS_LOCK:
-                _RUNS[_key(nb, assignment, student, notebook)] = run
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {job: pool.submit(prepass, *job) for job in jobs}
-            for student in who:
-                start = time.monotonic()
-                for notebook in notebooks:
-                    futures[(student, notebook)].result()
-                rows.append(_autograde_one(api, assignment, student, notebooks, start))
-                bar.step(student)
-        with _RUNS_LOCK:  # runs nbgrader never asked for (it failed earlier): clean up
-            for run in _RUNS.values():
-                run.cleanup()
-            _RUNS.clear()
-        if feedback and who:
-            if students is None:  # one nbgrader run for the whole class
-                api.generate_feedback(assignment, force=True)
-            else:
-                for student in who:
-                    api.generate_feedback(assignment, student, force=True)
-    export_csv(api)
+    with _interruptible(), sb.RunDir() as run_dir:
+        store = RunStore(run_dir, chosen, settings.limits())
+        config.SandboxedJudge.runs = store
+        api = make_api(config)
+        for assignment in assignments:
+            rows += _grade_assignment(api, store, assignment, students, workers, progress)
+            if feedback:
+                write_feedback(config, assignment,
+                               [r.student for r in rows if r.assignment == assignment],
+                               whole_class=students is None)
+        export_csv(api)
     from autograder import report
     root = Path(api.coursedir.root)
     report.write(root, report.update_log(root, rows))
     return rows
 
 
-def _autograde_one(api, assignment: str, student: str, notebooks: list[str], start: float) -> Row:
+def _grade_assignment(api, store: RunStore, assignment: str, students, workers: int,
+                      progress: bool) -> list[Row]:
+    ensure_source_in_gradebook(api, assignment, store.run_dir.scratch(f"release-{assignment}"))
+    notebooks = source_notebooks(api, assignment)
+    who = [s for s in submitted_students(api, assignment) if students is None or s in students]
+    jobs = [(s, n) for s in who for n in notebooks]
+    bar = Progress(len(who), f"grading {assignment}", progress)
+    slots: queue.Queue[int] = queue.Queue()
+    for k in range(workers):
+        slots.put(k)
+
+    def prepass(student: str, notebook: str):
+        path = (Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
+                / f"{notebook}.ipynb")
+        try:
+            nb = sanitize(api, path, assignment, student, notebook)
+        except Exception:
+            return  # nbgrader's own autograde will report why, in the sequential step
+        slot = slots.get()
+        try:
+            run = store.execute(nb, slot)
+        finally:
+            slots.put(slot)
+        store.put(store.key(nb, assignment, student, notebook), run)
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {job: pool.submit(prepass, *job) for job in jobs}
+        try:
+            for student in who:
+                start = time.monotonic()
+                for notebook in notebooks:
+                    futures[(student, notebook)].result()
+                rows.append(_autograde_one(api, store, assignment, student, notebooks, start))
+                bar.step(student)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    store.clear()  # runs nbgrader never asked for (it failed earlier)
+    return rows
+
+
+TEMPLATES = HERE / "templates"
+
+
+def write_feedback(config, assignment: str, who: list[str], whole_class: bool) -> None:
+    """nbgrader ``generate_feedback`` with the course's template (sanitized, MathJax served from
+    ``feedback/_mathjax`` rather than a CDN)."""
+    if not who:
+        return
+    import nbgrader
+    config = copy.deepcopy(config)
+    config.HTMLExporter.template_name = "bn_feedback"
+    config.HTMLExporter.extra_template_basedirs = [
+        str(TEMPLATES), str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+    api = make_api(config)
+    mathjax = Path(api.coursedir.root) / api.coursedir.feedback_directory / "_mathjax"
+    if not (mathjax / "tex-chtml.js").exists():
+        import mathjax as mathjax_wheel  # django-static-mathjax: static files only
+        shutil.copytree(Path(mathjax_wheel.__file__).parent / "static" / "mathjax" / "es5", mathjax,
+                        dirs_exist_ok=True)
+    from nbgrader.apps.api import capture_log
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.utils import temp_attrs
+    from traitlets.config import Config
+    # What NbGraderAPI.generate_feedback does, but with the course's template (the API pins
+    # nbgrader's own, which loads MathJax from a CDN).
+    template = Config()
+    template.HTMLExporter.template_name = "bn_feedback"
+    for student in ([None] if whole_class else who):  # None: one nbgrader run for the whole class
+        attrs = {"assignment_id": assignment, **({"student_id": student} if student else {})}
+        with temp_attrs(api.coursedir, **attrs):
+            app = GenerateFeedback(coursedir=api.coursedir, parent=api)
+            app.update_config(template)
+            app.force = True
+            result = capture_log(app)
+        if not result["success"]:
+            raise RuntimeError(f"generate_feedback failed for {assignment}:\n{result['log'][-2000:]}")
+
+
+def _autograde_one(api, store: RunStore, assignment: str, student: str, notebooks: list[str],
+                   start: float) -> Row:
     row = Row(student, assignment)
     folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
     present = sorted(p.name for p in folder.glob("*.ipynb"))
@@ -244,13 +280,13 @@ def _autograde_one(api, assignment: str, student: str, notebooks: list[str], sta
         row.status = "failed"
         row.reason = _first_error_line(result)
     for notebook in notebooks:
-        status, reason, seconds, outcomes = _OUTCOMES.pop((assignment, student, notebook),
-                                                          ("", "", 0.0, []))
+        status, reason, seconds, outcomes = store.outcomes.pop((assignment, student, notebook),
+                                                               ("", "", 0.0, []))
         if reason and row.status == "graded":
             row.reason = reason
         for o in outcomes:
             row.functions[o.grade_id] = (o.passed, "; ".join(o.messages))
-            row.mistakes += o.mistakes
+            row.mistakes += [m.name for m in o.mistakes]
     row.score, row.max_score = _scores(api, assignment, student)
     row.seconds = time.monotonic() - start
     return row

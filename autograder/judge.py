@@ -8,20 +8,13 @@ to validate, never code or pickles.
 from __future__ import annotations
 
 import ast
-import json
-import pickle
 import textwrap
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 from nbformat.v4 import new_output
 
 from autograder import checks
-from autograder.checks import Check, Verdict
-
-MAX_RECORD_BYTES = 32 << 20
+from autograder.student.verdict import Known, Result, Verdict
 
 
 @dataclass
@@ -30,7 +23,7 @@ class CellOutcome:
     points: float
     passed: bool
     messages: list[str]
-    mistakes: list[str]
+    mistakes: list[Known]
 
 
 def checked_functions(source: str) -> list[str]:
@@ -54,87 +47,28 @@ def grade_cells(nb):
             yield index, cell, meta
 
 
-_INPUTS: dict[str, bytes] = {}
-
-
 def recording_request(nb) -> dict:
-    """The manifest and pickled inputs for every function the notebook's test cells check."""
-    manifest, inputs = {}, {}
-    for _, cell, _ in grade_cells(nb):
-        for function in checked_functions(cell.source):
-            check = checks.find(function)
-            manifest[function] = {"protocol": check.protocol, "n_returns": len(check.returns),
-                                  "cases": [c.name for c in check.cases]}
-            if function not in _INPUTS:
-                _INPUTS[function] = pickle.dumps({c.name: checks.case_inputs(check, c) for c in check.cases})
-            inputs[function] = _INPUTS[function]
-    return {"manifest": manifest, "inputs": inputs}
+    """What the sandbox must record for this (sanitized) notebook: every function its test
+    cells check (see ``checks.recording_request``)."""
+    functions = [f for _, cell, _ in grade_cells(nb) for f in checked_functions(cell.source)]
+    return checks.recording_request(list(dict.fromkeys(f for f in functions if f in checks.all_checks())))
 
 
-def _load_case(record_dir: Path, function: str, k: int):
-    """Case k's recorded values: (values, None) or (None, reason). Never unpickles, bounds sizes."""
-    base = record_dir / "outputs" / function
-    meta_path, npz_path = base / f"{k}.json", base / f"{k}.npz"
-    try:
-        if not meta_path.is_file() or meta_path.stat().st_size > 65536:
-            return None, None
-        meta = json.loads(meta_path.read_text())
-        status = str(meta.get("status"))
-        if status in ("error", "shape"):
-            return None, str(meta.get("error", "failed"))[:300]
-        kinds = [str(k)[:60] for k in meta.get("kinds", [])][:16]
-        if npz_path.stat().st_size > MAX_RECORD_BYTES:
-            return None, "returned arrays too large to grade"
-        with zipfile.ZipFile(npz_path) as z:
-            if sum(i.file_size for i in z.infolist()) > MAX_RECORD_BYTES:
-                return None, "returned arrays too large to grade"
-        with np.load(npz_path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:
-        return None, f"its recording could not be read ({type(exc).__name__})"
-    values = []
-    for i, kind in enumerate(kinds):
-        values.append(arrays[f"v{i}"] if f"v{i}" in arrays else _Described(kind))
-    return values, None
-
-
-def judge_function(check: Check, record_dir: Path, why_missing: str) -> Verdict:
-    """Every case must be recorded and match; the first failure is the message."""
-    for k, case in enumerate(check.cases):
-        values, error = _load_case(record_dir, check.function, k)
-        where = f"{check.function}, case '{case.name}'" + (" (hidden)" if case.hidden else "")
-        if values is None and error is None:
-            return Verdict(check.function, False, f"{check.function}: nothing recorded: {why_missing}")
-        if error is not None:
-            if error.startswith("NotImplementedError"):
-                return Verdict(check.function, False, f"{check.function} is not implemented "
-                                                      f"(it raised NotImplementedError)")
-            return Verdict(check.function, False, f"{where}: {error}")
-        if len(values) != len(check.returns):
-            return Verdict(check.function, False, f"{where}: returned {len(values)} values, "
-                                                  f"expected {len(check.returns)}")
-        verdict = checks.compare(check, case, values, checks.case_inputs(check, case))
-        if not verdict.passed:
-            return verdict
-    n_hidden = sum(c.hidden for c in check.cases)
-    return Verdict(check.function, True,
-                   f"{check.function}: all {len(check.cases)} cases pass "
-                   f"({len(check.cases) - n_hidden} visible, {n_hidden} hidden)")
-
-
-class _Described:
-    """A returned value that was not a number array, known only by its recorded kind."""
-    def __init__(self, kind: str):
-        self.recorded_kind = kind
-
-
-def judge_notebook(nb, record_dir: Path, executed, run_reason: str) -> list[CellOutcome]:
-    """Decide every grade cell of the sanitized notebook ``nb``; write the judge's outputs into it."""
+def judge_notebook(nb, results: dict, executed, run_reason: str) -> list[CellOutcome]:
+    """Decide every grade cell of the sanitized notebook ``nb`` from a run's ``results``
+    ({function: [Result per case]}); write the judge's outputs into it."""
     outcomes = []
     for index, cell, meta in grade_cells(nb):
-        functions = checked_functions(cell.source)
-        verdicts = [judge_function(checks.find(f), record_dir, _why_missing(executed, index, cell, f, run_reason))
-                    for f in functions]
+        verdicts = []
+        for function in checked_functions(cell.source):
+            try:
+                check = checks.find(function)
+            except KeyError as exc:
+                verdicts.append(Verdict(function, False, str(exc).strip('"')))
+                continue
+            recorded = results.get(function) or [Result("missing")] * len(check.cases)
+            why = _why_missing(executed, index, cell, function, run_reason)
+            verdicts.append(checks.judged(check, recorded, why))
         if not verdicts:
             verdicts = [Verdict(meta.get("grade_id", "?"), False, "this test cell checks nothing")]
         passed = all(v.passed for v in verdicts)

@@ -35,4 +35,7 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = os.environ.get("BN_GRADEBOOK_URL", "sqlite:///" + os.path.join(ROOT, "gradebook.db"))
 
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
+# Every page nbconvert renders from a submission (feedback, formgrader's views) is sanitized:
+# student markdown and outputs may hold raw HTML, scripts or javascript: links.
+c.HTMLExporter.sanitize_html = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

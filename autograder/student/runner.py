@@ -1,13 +1,15 @@
 """Runs INSIDE the sandbox: execute one notebook's cells in an IPython shell, in this process.
 
-Usage (by autograder.sandbox only): python sandbox_runner.py JOB_DIR CELL_TIMEOUT NOTEBOOK_TIMEOUT
+Usage (by autograder.sandbox only): python -m autograder.student.runner JOB_DIR CELL_TIMEOUT NOTEBOOK_TIMEOUT
 
 No Jupyter kernel is started: the sandbox is the isolation boundary, so the cells run in an
 ``InteractiveShell`` here (same IPython semantics: magics, ``get_ipython()``, display), which
 saves a kernel start-up and the messaging per notebook.
 
 * The notebook's check cells record the student's outputs under JOB_DIR/record
-  (``autograder.checks.record``).
+  (``autograder.student.selfcheck.record``).
+* Output past MAX_CELL_OUTPUT characters in one cell is dropped, with one note; the cell keeps
+  running, so the graded state is the one the student saw.
 * After every cell this writes JOB_DIR/result/executed.ipynb (plain JSON) and, before every cell,
   JOB_DIR/result/progress.json with the cell's deadline, which the parent enforces from outside
   even if the student's code defeats the SIGALRM clock used here.
@@ -28,26 +30,22 @@ class CellTimeout(BaseException):
     """Raised by SIGALRM when a cell runs past its limit."""
 
 
-class OutputLimit(BaseException):
-    """Raised into a cell that prints past MAX_CELL_OUTPUT (like pressing Stop)."""
-
-
 class Cell:
     """The outputs of the cell being run, bounded in size."""
 
     def __init__(self):
-        self.outputs, self.spent, self.stopped = [], 0, False
+        self.outputs, self.spent, self.dropped = [], 0, False
 
     def add(self, output: dict, size: int) -> None:
-        if self.stopped:
+        if self.dropped:
             return
         self.spent += size
         if self.spent > MAX_CELL_OUTPUT:
-            self.stopped = True
-            self.outputs.append({"output_type": "stream", "name": "stdout",
-                                 "text": f"\n[stopped by the grader: more than {MAX_CELL_OUTPUT} "
-                                         f"characters of output]\n"})
-            raise OutputLimit()
+            self.dropped = True
+            self.outputs.append({"output_type": "stream", "name": "stderr",
+                                 "text": f"\n[the grader dropped this cell's output past {MAX_CELL_OUTPUT} "
+                                         f"characters; the cell kept running]\n"})
+            return
         last = self.outputs[-1] if self.outputs else None
         if output["output_type"] == "stream" and last and last.get("name") == output["name"] \
                 and last["output_type"] == "stream":
@@ -110,12 +108,11 @@ def run_cell(shell, source: str):
         result = shell.run_cell(source, store_history=True)  # numbers the cells
     except CellTimeout:
         raise
-    except OutputLimit:
-        pass
     if result is not None and result.result is not None:
         data, metadata = shell.display_formatter.format(result.result)
-        CURRENT.outputs.append({"output_type": "execute_result", "data": data, "metadata": metadata,
-                                "execution_count": shell.execution_count - 1})
+        CURRENT.add({"output_type": "execute_result", "data": data, "metadata": metadata,
+                     "execution_count": shell.execution_count - 1},
+                    sum(len(str(v)) for v in data.values()))
     return CURRENT.outputs, shell.execution_count - 1
 
 

@@ -1,0 +1,100 @@
+"""Student kits: what a student downloads from a chapter page to do its exercise anywhere.
+
+``<assignment>.zip`` unpacks to one folder ``<assignment>/`` holding
+
+    <assignment>.ipynb                 the nbgrader release notebook (from exercises/)
+    requirements.txt                   NumPy only
+    README.md                          how to set up, check and hand in
+    autograder/__init__.py             the student side of the package (autograder/student),
+    autograder/student/*.py            exactly what the grading sandbox stages
+    autograder/student/visible/<assignment>.json|.npz
+                                       the visible cases, the torch reference's values on them and
+                                       what each known mistake returns, precomputed here
+
+so that the notebook's ``check(...)`` lines work with NumPy alone.  Hidden cases, the reference,
+the case tables and solutions never enter a kit; ``tests/test_kits.py`` scans every kit for them.
+"""
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+from autograder.student import recording
+
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parent
+STUDENT = PACKAGE / "student"
+VISIBLE = STUDENT / "visible"
+
+REQUIREMENTS = """\
+# What this exercise needs on your machine: NumPy (Python 3.10 or newer).
+# Any Jupyter can open the notebook (JupyterLab, classic Notebook, VS Code, a JupyterHub, Colab).
+# If you have none yet, also run: pip install jupyterlab
+numpy>=1.23
+"""
+
+README = """\
+# {assignment}: Batch Normalization, from first principles
+
+1. Set up once (skip this where numpy is already installed, as on most JupyterHubs and Colab):
+
+       python -m pip install -r requirements.txt
+
+2. Open `{assignment}.ipynb` **from this folder** in any Jupyter (the checks import the
+   `autograder` folder next to it; on Colab, upload the whole folder and `%cd` into it).
+3. Replace each `raise NotImplementedError()` with your NumPy code and run the check cell under
+   it. A failing check says what is wrong and, when it recognises it, names the mistake.
+4. Hand in `{assignment}.ipynb` with its name unchanged. The grader runs the same checks on
+   hidden cases too (other shapes and edge cases), so make your code general.
+"""
+
+
+def student_files() -> list[Path]:
+    """The student side's code: the files a kit ships and the sandbox stages."""
+    return [PACKAGE / "__init__.py", *sorted(STUDENT.glob("*.py"))]
+
+
+def write_visible(assignment: str, dest: Path) -> Path:
+    """Precompute ``assignment``'s visible cases into ``dest/<assignment>.json|.npz``."""
+    from autograder import checks
+    from autograder.cases import ASSIGNMENTS
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = dest / assignment
+    recording.save(str(stem), checks.visible_data(ASSIGNMENTS[assignment]))
+    return stem
+
+
+def build_kit(assignment: str, out: Path) -> Path:
+    """Write ``out/<assignment>/`` and ``out/<assignment>.zip``; return the zip."""
+    folder = out / assignment
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    shutil.copy2(REPO / "exercises" / assignment / f"{assignment}.ipynb", folder)
+    (folder / "requirements.txt").write_text(REQUIREMENTS)
+    (folder / "README.md").write_text(README.format(assignment=assignment))
+    for src in student_files():
+        target = folder / src.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    write_visible(assignment, folder / "autograder" / "student" / "visible")
+    zip_path = out / f"{assignment}.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                # A fixed timestamp: the same sources make the same zip.
+                info = zipfile.ZipInfo(str(path.relative_to(out)), date_time=(2026, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                z.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return zip_path
+
+
+def build_all(out: Path, assignments: list[str] | None = None) -> list[Path]:
+    """Every kit into ``out``, and the repository's own visible data (so that notebooks opened
+    in the repository check the same way as in a kit)."""
+    from autograder.cases import ASSIGNMENT_IDS
+    chosen = list(assignments or ASSIGNMENT_IDS)
+    for assignment in chosen:
+        write_visible(assignment, VISIBLE)
+    return [build_kit(a, out) for a in chosen]

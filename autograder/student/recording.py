@@ -1,0 +1,157 @@
+"""The one definition of the files that cross the trust line, and how values are written in them.
+
+Values (a case's inputs, a function's returned values, the precomputed visible cases of a kit)
+are written as two files with the same stem: ``<stem>.json``, the structure, and ``<stem>.npz``,
+the arrays it refers to (saved and loaded with ``allow_pickle=False``).  Nothing is pickled, so
+a hostile recording can at worst be wrong data, never code.
+
+A recording directory (``RECORD_ENV`` names it inside the grading sandbox) holds:
+
+    manifest.json                     {function: {"protocol", "n_returns", "cases": [names]}}
+    inputs/<function>.json|.npz       {case name: inputs}            (written by the judge)
+    outputs/<function>/<k>.json|.npz  what case k returned           (written by the student's run)
+
+where k is the case's position in the manifest (case names are free text, not file names), and
+``<k>.json`` is {"status": "ok"|"error"|"shape", "error": str, "values": [encoded values]}.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+RECORD_ENV = "BN_AUTOGRADER_RECORD"
+
+# Bounds the judge applies to everything read back from a run (see autograder.sandbox).
+MAX_META_BYTES = 64 << 10          # one <k>.json
+MAX_ARRAY_BYTES = 32 << 20         # one <k>.npz, on disk and unpacked
+MAX_VALUES = 64                    # values in one recording
+MAX_DEPTH = 8                      # nesting of lists/dicts
+
+
+class BadRecording(ValueError):
+    """A recording that is not what this module writes."""
+
+
+# ---- values <-> (json structure, arrays) ----------------------------------------------------
+
+def encode(value: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+    """A JSON-able description of ``value``; its arrays are added to ``arrays``."""
+    if depth > MAX_DEPTH:
+        raise BadRecording("nested too deeply")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            return {"kind": type(value).__name__ + " " + str(value.dtype)}
+        key = f"a{len(arrays)}"
+        arrays[key] = value
+        return {"array": key}
+    if isinstance(value, (bool, np.bool_)):
+        return {"bool": bool(value)}
+    if isinstance(value, (int, np.integer)):
+        return {"int": int(value)}
+    if isinstance(value, (float, np.floating)):
+        return {"float": float(value)}  # json writes nan/inf as NaN/Infinity and reads them back
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return {"list" if isinstance(value, list) else "tuple":
+                [encode(v, arrays, depth + 1) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"dict": [[k, encode(v, arrays, depth + 1)] for k, v in value.items()]}
+    return {"kind": type(value).__name__}  # something a check cannot compare: named only
+
+
+class Described:
+    """A returned value that was not a number or an array, known only by the name of its type."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+
+def decode(obj: Any, arrays, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise BadRecording("nested too deeply")
+    if obj is None or isinstance(obj, str):
+        return obj
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise BadRecording("not an encoded value")
+    (tag, body), = obj.items()
+    if tag == "array":
+        return arrays[str(body)]
+    if tag == "bool":
+        return bool(body)
+    if tag == "int":
+        return int(body)
+    if tag == "float":
+        return float(body)
+    if tag in ("list", "tuple"):
+        items = [decode(v, arrays, depth + 1) for v in list(body)[:100_000]]
+        return items if tag == "list" else tuple(items)
+    if tag == "dict":
+        return {str(k): decode(v, arrays, depth + 1) for k, v in body}
+    if tag == "kind":
+        return Described(str(body)[:80])
+    raise BadRecording(f"unknown tag {tag!r}")
+
+
+def dumps(value: Any, extra: dict | None = None) -> tuple[bytes, bytes]:
+    """(json bytes, npz bytes) for ``value`` (stored under "value") and ``extra`` fields."""
+    arrays: dict[str, np.ndarray] = {}
+    doc = dict(extra or {})
+    doc["value"] = encode(value, arrays)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return json.dumps(doc).encode(), buf.getvalue()
+
+
+def loads(meta: bytes, npz: bytes | None) -> dict:
+    """The document written by :func:`dumps`, its "value" decoded. Never unpickles."""
+    doc = json.loads(meta)
+    if not isinstance(doc, dict):
+        raise BadRecording("not a recording")
+    arrays = {}
+    if npz:
+        with np.load(io.BytesIO(npz), allow_pickle=False) as z:
+            if sum(z.zip.getinfo(n).file_size for n in z.zip.namelist()) > MAX_ARRAY_BYTES:
+                raise BadRecording("arrays too large")
+            arrays = {k: z[k] for k in z.files[:MAX_VALUES * 4]}
+    doc["value"] = decode(doc.get("value"), arrays)
+    return doc
+
+
+def save(stem: str, value: Any, extra: dict | None = None) -> None:
+    meta, npz = dumps(value, extra)
+    with open(stem + ".npz", "wb") as f:
+        f.write(npz)
+    with open(stem + ".json", "wb") as f:
+        f.write(meta)
+
+
+def load(stem: str) -> dict:
+    """Read a trusted pair of files (the kit's data, the judge's inputs)."""
+    with open(stem + ".json", "rb") as f:
+        meta = f.read()
+    with open(stem + ".npz", "rb") as f:
+        npz = f.read()
+    return loads(meta, npz)
+
+
+# ---- the recording directory ------------------------------------------------------------------
+
+def manifest_path(record_dir: str) -> str:
+    return os.path.join(record_dir, "manifest.json")
+
+
+def inputs_stem(record_dir: str, function: str) -> str:
+    return os.path.join(record_dir, "inputs", function)
+
+
+def output_stem(record_dir: str, function: str, k: int) -> str:
+    return os.path.join(record_dir, "outputs", function, str(k))
+
+
+def output_relpath(function: str, k: int) -> str:
+    return f"outputs/{function}/{k}"
