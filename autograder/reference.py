@@ -63,6 +63,30 @@ def activation_percentiles(acts, q=(15, 50, 85)):
     return numpy(torch.quantile(a, qs, dim=1).T)
 
 
+def whiten(x_train, x_test, eps=1e-5):
+    """ZCA whitening with the training set's statistics (biased covariance, eps on each eigenvalue).
+
+    W = U diag(1 / sqrt(lambda + eps)) U^T for the covariance U diag(lambda) U^T of x_train;
+    returns (x_train - mean) @ W and (x_test - mean) @ W. With a diagonal covariance this is
+    batch norm's per-feature (x - mean) / sqrt(var + eps).
+    """
+    xtr, xte = tensor(x_train), tensor(x_test)
+    mean = xtr.mean(dim=0)
+    xc = xtr - mean
+    cov = xc.T @ xc / xtr.shape[0]
+    lam, u = torch.linalg.eigh(cov)
+    w = (u / torch.sqrt(lam + eps)) @ u.T
+    return numpy(xc @ w), numpy((xte - mean) @ w)
+
+
+def condition_number(x):
+    """kappa = lambda_max / lambda_min of the least-squares Hessian (1/N) A^T A, A = [x, 1]."""
+    a = tensor(x)
+    a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=DTYPE, device=DEVICE)], dim=1)
+    lam = torch.linalg.eigvalsh(a.T @ a / a.shape[0])
+    return float(lam[-1] / lam[0])
+
+
 # ---- chapter 2: the training-mode forward pass -------------------------------------------
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
@@ -94,6 +118,25 @@ def batchnorm_backward(dout, x, gamma, beta, eps=1e-5):
     out = F.batch_norm(xt, None, None, g, b, training=True, momentum=0.0, eps=eps)
     dx, dg, db = torch.autograd.grad(out, (xt, g, b), grad_outputs=tensor(dout))
     return numpy(dx), numpy(dg), numpy(db)
+
+
+def batchnorm_backward_staged(dout, x, gamma, eps=1e-5):
+    """Autograd through the staged graph of chapter 3 (mu, xc, var, std, inv_std, x_hat).
+
+    Returns dx, dgamma, dbeta and the gradients reaching the nodes x_hat, var and mu: what
+    flows into each node from every use of it, exactly what a staged backward pass computes.
+    """
+    xt = tensor(x).requires_grad_(True)
+    g = tensor(gamma).requires_grad_(True)
+    b = torch.zeros_like(g).requires_grad_(True)
+    mu = xt.mean(dim=0)
+    xc = xt - mu
+    var = (xc ** 2).mean(dim=0)
+    std = torch.sqrt(var + eps)
+    x_hat = xc * (1.0 / std)
+    out = g * x_hat + b
+    grads = torch.autograd.grad(out, (xt, g, b, x_hat, var, mu), grad_outputs=tensor(dout))
+    return tuple(numpy(t) for t in grads)
 
 
 # ---- chapter 4: running statistics and inference ------------------------------------------
@@ -129,6 +172,98 @@ def keras_to_torch_momentum(m):
     return 1.0 - m
 
 
+def batchnorm_layer_script(num_features, steps, weight, bias, eps=1e-5, momentum=0.1,
+                           running_mean=None, running_var=None, num_batches_tracked=None):
+    """Run ``torch.nn.BatchNorm1d`` (2-D steps) or ``BatchNorm2d`` (4-D) through a script.
+
+    ``steps`` is a list of ``(mode, x)`` with mode "train" or "eval"; the layer is put in that
+    mode and called on x. The layer starts as torch builds it; then its weight and bias (and,
+    when given, its buffers) are set. Returns:
+    - initial: weight, bias, running_mean, running_var, num_batches_tracked, training of the
+      freshly built layer, concatenated, shape (4C + 2,)
+    - outputs: every step's output, flattened and concatenated
+    - running_mean, running_var: (S, C), the buffers after every step
+    - num_batches_tracked, training: (S,), after every step
+    """
+    ndim = np.ndim(steps[0][1])
+    cls = torch.nn.BatchNorm1d if ndim == 2 else torch.nn.BatchNorm2d
+    bn = cls(int(num_features), eps=eps, momentum=momentum).to(device=DEVICE, dtype=DTYPE)
+    initial = torch.cat([bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var,
+                         bn.num_batches_tracked.to(DTYPE).reshape(1),
+                         torch.tensor([float(bn.training)], dtype=DTYPE, device=DEVICE)])
+    rows = {"outputs": [], "running_mean": [], "running_var": [], "num_batches_tracked": [],
+            "training": []}
+    with torch.no_grad():
+        bn.weight.copy_(tensor(weight))
+        bn.bias.copy_(tensor(bias))
+        if running_mean is not None:
+            bn.running_mean.copy_(tensor(running_mean))
+        if running_var is not None:
+            bn.running_var.copy_(tensor(running_var))
+        if num_batches_tracked is not None:
+            bn.num_batches_tracked.fill_(int(num_batches_tracked))
+        for mode, x in steps:
+            bn.train(mode == "train")
+            rows["outputs"].append(numpy(bn(tensor(x))).ravel())
+            rows["running_mean"].append(numpy(bn.running_mean))
+            rows["running_var"].append(numpy(bn.running_var))
+            rows["num_batches_tracked"].append(float(bn.num_batches_tracked))
+            rows["training"].append(float(bn.training))
+    return (numpy(initial), np.concatenate(rows["outputs"]), np.stack(rows["running_mean"]),
+            np.stack(rows["running_var"]), np.array(rows["num_batches_tracked"]),
+            np.array(rows["training"]))
+
+
+MLP_PARAMS = ("W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3")
+MLP_BUFFERS = ("running_mean1", "running_var1", "running_mean2", "running_var2")
+
+
+def bn_mlp_train(params, x_batches, y_batches, x_eval, lr, momentum=0.1, eps=1e-5):
+    """Train Linear -> BatchNorm1d -> ReLU, twice, then Linear, with cross-entropy and SGD.
+
+    ``params`` holds the CS231n-layout weights (W of shape (in, out)) named in ``MLP_PARAMS``.
+    One SGD step (``torch.optim.SGD``, mean cross-entropy) per batch. Returns the loss of every
+    batch before its step, ``history`` (a dict: each parameter and buffer after every step,
+    stacked along a new first axis, in the names of ``MLP_PARAMS`` and ``MLP_BUFFERS``) and the
+    eval-mode class scores of ``x_eval`` after the last step.
+    """
+    nn = torch.nn
+    w1 = np.asarray(params["W1"])
+    d, h1, h2, k = w1.shape[0], w1.shape[1], np.shape(params["W2"])[1], np.shape(params["W3"])[1]
+    net = nn.Sequential(nn.Linear(d, h1), nn.BatchNorm1d(h1, eps=eps, momentum=momentum), nn.ReLU(),
+                        nn.Linear(h1, h2), nn.BatchNorm1d(h2, eps=eps, momentum=momentum), nn.ReLU(),
+                        nn.Linear(h2, k)).to(device=DEVICE, dtype=DTYPE)
+    where = {"W1": (0, "weight"), "b1": (0, "bias"), "gamma1": (1, "weight"), "beta1": (1, "bias"),
+             "W2": (3, "weight"), "b2": (3, "bias"), "gamma2": (4, "weight"), "beta2": (4, "bias"),
+             "W3": (6, "weight"), "b3": (6, "bias"),
+             "running_mean1": (1, "running_mean"), "running_var1": (1, "running_var"),
+             "running_mean2": (4, "running_mean"), "running_var2": (4, "running_var")}
+
+    def get(name):
+        t = getattr(net[where[name][0]], where[name][1]).detach()
+        return numpy(t.T if name.startswith("W") else t)
+
+    with torch.no_grad():
+        for name in MLP_PARAMS:
+            v = tensor(params[name])
+            getattr(net[where[name][0]], where[name][1]).copy_(v.T if name.startswith("W") else v)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    losses, history = [], {name: [] for name in MLP_PARAMS + MLP_BUFFERS}
+    net.train()
+    for xb, yb in zip(x_batches, y_batches):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(tensor(xb)), torch.as_tensor(np.asarray(yb), device=DEVICE))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        for name in history:
+            history[name].append(get(name))
+    net.eval()
+    with torch.no_grad():
+        scores = numpy(net(tensor(x_eval)))
+    return np.array(losses), {n: np.stack(v) for n, v in history.items()}, scores
+
+
 # ---- chapter 5: normalizations that do not use the batch ----------------------------------
 
 def layernorm_forward(x, gamma, beta, eps=1e-5):
@@ -158,6 +293,41 @@ def batch_renorm_forward(x, gamma, beta, running_mean, running_var, r_max, d_max
     d = torch.clamp((mu - tensor(running_mean)) / sigma, -d_max, d_max)
     x_hat = (x - mu) / sigma_b * r + d
     return numpy(tensor(gamma) * x_hat + tensor(beta)), numpy(r), numpy(d)
+
+
+def _grads(fn, dout, *arrays):
+    """Autograd of sum(dout * fn(*arrays)) with respect to every array."""
+    ts = [tensor(a).requires_grad_(True) for a in arrays]
+    return tuple(numpy(g) for g in torch.autograd.grad(fn(*ts), ts, grad_outputs=tensor(dout)))
+
+
+def layernorm_backward(dout, x, gamma, beta, eps=1e-5):
+    """dx, dgamma, dbeta of layer norm over the last axis of (N, D), by autograd."""
+    return _grads(lambda x, g, b: F.layer_norm(x, x.shape[1:], g, b, eps=eps), dout, x, gamma, beta)
+
+
+def groupnorm_backward(dout, x, gamma, beta, G, eps=1e-5):
+    """dx, dgamma, dbeta of group norm with G contiguous groups of (N, C, H, W), by autograd."""
+    return _grads(lambda x, g, b: F.group_norm(x, int(G), g, b, eps=eps), dout, x, gamma, beta)
+
+
+def batch_renorm_backward(dout, x, gamma, beta, running_mean, running_var, r_max, d_max,
+                          eps=1e-5, through_rd=False):
+    """dx, dgamma, dbeta of Batch Renormalization's training forward, by autograd.
+
+    r and d are constants (``detach``), as the paper prescribes; ``through_rd=True`` lets the
+    gradient flow through them instead (the mistake the exercise names).
+    """
+    def forward(x, g, b):
+        mu = x.mean(dim=0)
+        sigma_b = torch.sqrt(x.var(dim=0, unbiased=False) + eps)
+        sigma = torch.sqrt(tensor(running_var) + eps)
+        r = torch.clamp(sigma_b / sigma, 1.0 / r_max, r_max)
+        d = torch.clamp((mu - tensor(running_mean)) / sigma, -d_max, d_max)
+        if not through_rd:
+            r, d = r.detach(), d.detach()
+        return g * ((x - mu) / sigma_b * r + d) + b
+    return _grads(forward, dout, x, gamma, beta)
 
 
 # ---- chapter 6: folding BN into the layer before it ---------------------------------------

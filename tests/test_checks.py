@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from autograder import checks, samples
+from autograder.student import check
 from autograder.cases import ASSIGNMENTS, ASSIGNMENT_IDS
 from conftest import solution_namespace
 
@@ -46,25 +47,25 @@ def test_self_check_raises_assertion_naming_the_mistake(capsys):
     def unbiased(x, gamma, beta, eps=1e-5):
         return gamma * (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + eps) + beta, None
     with pytest.raises(AssertionError, match="unbiased variance"):
-        checks.check("batchnorm_forward", unbiased)
+        check("batchnorm_forward", unbiased)
 
 
 def test_self_check_reports_stub_and_wrong_shapes():
     def stub(x, gamma, beta, eps=1e-5):
         raise NotImplementedError()
     with pytest.raises(AssertionError, match="not implemented yet"):
-        checks.check("batchnorm_forward", stub)
+        check("batchnorm_forward", stub)
     with pytest.raises(AssertionError, match=r"returned ndarray, expected a tuple of 2 values"):
-        checks.check("batchnorm_forward", lambda x, g, b, eps=1e-5: x)
+        check("batchnorm_forward", lambda x, g, b, eps=1e-5: x)
     with pytest.raises(AssertionError, match=r"has shape \(8,\); expected \(8, 5\)"):
-        checks.check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x[:, 0], None))
+        check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x[:, 0], None))
     with pytest.raises(AssertionError, match="is list; expected a NumPy float array"):
-        checks.check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x.tolist(), None))
+        check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x.tolist(), None))
 
 
 def test_self_check_passes_and_says_so(capsys):
     ns = solution_namespace("ch2_forward")
-    checks.check("batchnorm_forward", ns["batchnorm_forward"])
+    check("batchnorm_forward", ns["batchnorm_forward"])
     assert "checks passed" in capsys.readouterr().out
 
 
@@ -81,7 +82,7 @@ def test_student_function_cannot_change_the_cases():
 
 def test_unknown_function_is_a_clear_error():
     with pytest.raises(KeyError, match="no checks are defined"):
-        checks.check("batchnorm_sideways", lambda x: x)
+        check("batchnorm_sideways", lambda x: x)
 
 
 def test_folded_conv_reproduces_conv_then_bn():

@@ -1,4 +1,12 @@
-"""Chapter 1: standardizing inputs with training statistics; percentiles of a sigmoid input.
+"""Chapter 1: what normalizing the inputs buys, and what full whitening would cost.
+
+* ``whiten(x_train, x_test, eps)`` -> ``(z_train, z_test)``: ZCA whitening with the training
+  set's mean and (biased) covariance, eps added to every eigenvalue under the square root, as
+  batch norm adds it to every variance. With uncorrelated features it IS batch norm's per-feature
+  standardization; with correlated ones it also removes the correlations, at the price of an
+  eigendecomposition (the BN paper's reason for normalizing each feature on its own).
+* ``condition_number(x)`` -> ``kappa``: the condition number of the least-squares Hessian
+  (1/N) A^T A, A = [x, 1], that the chapter uses to explain why standardized inputs train faster.
 
 NumPy only at import time: the grading sandbox imports this module without torch. The reference
 and the known-mistake variants import torch inside the functions that compute them.
@@ -8,186 +16,199 @@ import numpy as np
 from autograder.checks import Case, Check, Mistake
 
 
-# ---- standardize(x_train, x_test, eps) ----------------------------------------------------
+# ---- inputs --------------------------------------------------------------------------------
 
-def _standardize_inputs(n_train, n_test, d, eps=1e-8, loc=0.0, test_shift=0.0, test_scale=1.0,
-                        constant_feature=None, integer=False):
-    """Features on mixed scales, as raw data has them; ``test_shift`` makes a covariate shift.
+def _correlated(rng, n, d, loc=0.0, scale=1.0, mixing=True):
+    """n rows of d features with offsets, different scales and (if ``mixing``) correlations."""
+    z = rng.standard_normal((n, d)) * rng.uniform(0.2, 5.0, d)
+    if mixing:
+        z = z @ (np.eye(d) + 0.7 * rng.standard_normal((d, d)))
+    return loc + rng.uniform(-5.0, 5.0, d) + scale * z
 
-    ``constant_feature`` (a float) sets feature 0 to zero in every training row and to that
-    value in the test rows, like a pixel that happens to be blank in every training image.
-    """
+
+def _whiten_inputs(n_train, n_test, d, eps=1e-5, loc=0.0, scale=1.0, mixing=True,
+                   constant_feature=False, test_shift=0.0, random_shape=False):
     def make(rng):
-        if integer:  # 8x8-digit-like pixel intensities 0..16, given as integers
-            x_train = rng.integers(0, 17, (n_train, d))
-            x_test = rng.integers(0, 17, (n_test, d))
-        else:
-            scales = rng.uniform(0.1, 10.0, d)
-            centers = loc + rng.uniform(-5.0, 5.0, d)
-            x_train = centers + scales * rng.standard_normal((n_train, d))
-            x_test = (centers + test_shift * scales
-                      + test_scale * scales * rng.standard_normal((n_test, d)))
-        if constant_feature is not None:
-            x_train[:, 0] = 0
-            x_test[:, 0] = constant_feature
+        n, m, dd = n_train, n_test, d
+        if random_shape:
+            dd = int(rng.integers(2, 40))
+            n, m = int(rng.integers(dd + 1, 300)), int(rng.integers(1, 60))
+        x = _correlated(rng, n + m, dd, loc, scale, mixing)
+        x_train, x_test = x[:n], x[n:] + test_shift * x[:n].std(axis=0)
+        if constant_feature:
+            x_train[:, 0] = 2.0
+            x_test[:, 0] = 2.0 + rng.standard_normal(m)
         return {"x_train": x_train, "x_test": x_test, "eps": eps}
     return make
 
 
-def _standardize_reference(inputs):
+def _kappa_inputs(n, d, loc=0.0, scale=1.0, mixing=True, standardized=False, whitened=False,
+                  wide_feature=None, random_shape=False):
+    def make(rng):
+        nn, dd = n, d
+        if random_shape:
+            dd = int(rng.integers(1, 30))
+            nn = int(rng.integers(dd + 2, 400))
+        x = _correlated(rng, nn, dd, loc, scale, mixing)
+        if wide_feature is not None:
+            x[:, 0] *= wide_feature
+        if standardized or whitened:
+            x = x - x.mean(axis=0)
+        if standardized:
+            x = x / x.std(axis=0)
+        if whitened:
+            lam, u = np.linalg.eigh(x.T @ x / nn)
+            x = x @ (u / np.sqrt(lam)) @ u.T
+        return {"x": x}
+    return make
+
+
+# ---- whiten --------------------------------------------------------------------------------
+
+def _whiten_reference(inputs):
     from autograder import reference as R
-    return R.standardize(inputs["x_train"], inputs["x_test"], inputs["eps"])
+    return R.whiten(inputs["x_train"], inputs["x_test"], inputs["eps"])
 
 
-def _standardize_variant(stats_from="train", unbiased=False, eps_where="outside", axis=0):
-    """Wrong versions of standardize, for naming a student's mistake."""
+def _whiten_variant(stats_from="train", unbiased=False, eps_where="inside", power=-0.5,
+                    center=True, per_feature=False):
+    """Wrong versions of whiten, for naming a student's mistake."""
     def compute(inputs):
         import torch
         from autograder import reference as R
         xtr, xte, eps = R.tensor(inputs["x_train"]), R.tensor(inputs["x_test"]), inputs["eps"]
 
-        def scale(x, source):
-            mean = source.mean(dim=axis, keepdim=True)
-            var = source.var(dim=axis, keepdim=True, unbiased=unbiased)
+        def fit(x):
+            mean = x.mean(dim=0) if center else torch.zeros(x.shape[1], dtype=R.DTYPE, device=R.DEVICE)
+            xc = x - mean
+            if per_feature:
+                var = (xc ** 2).mean(dim=0)
+                return mean, torch.diag(1.0 / torch.sqrt(var + eps))
+            cov = xc.T @ xc / (x.shape[0] - (1 if unbiased else 0))
+            lam, u = torch.linalg.eigh(cov)
             if eps_where == "outside":
-                return (x - mean) / (torch.sqrt(var) + eps)
-            if eps_where == "inside":
-                return (x - mean) / torch.sqrt(var + eps)
-            return (x - mean) / torch.sqrt(var)
+                f = 1.0 / (torch.sqrt(torch.clamp(lam, min=0.0)) + eps)
+            else:
+                f = (lam + eps) ** power
+            return mean, (u * f) @ u.T
 
+        mean, w = fit(xtr)
         if stats_from == "own":
-            return R.numpy(scale(xtr, xtr)), R.numpy(scale(xte, xte))
-        source = torch.cat([xtr, xte]) if stats_from == "pooled" else xtr
-        return R.numpy(scale(xtr, source)), R.numpy(scale(xte, source))
+            mean_te, w_te = fit(xte)
+            return R.numpy((xtr - mean) @ w), R.numpy((xte - mean_te) @ w_te)
+        return R.numpy((xtr - mean) @ w), R.numpy((xte - mean) @ w)
     return compute
 
 
-_ONE_PASS = ("with mean 1e6 and std 1e-3, E[x^2] - E[x]^2 cancels catastrophically: "
-             "np.std (or the mean of (x - mean)**2) computes it in two passes")
-
-_STANDARDIZE_MISTAKES = (
-    Mistake("test set standardized with its own statistics",
-            "use the TRAINING mean and std for both sets: the test set must go through the same "
+_WHITEN_MISTAKES = (
+    Mistake("per-feature standardization",
+            "that is batch norm's (x - mean) / sqrt(var + eps), feature by feature; whitening "
+            "also removes the correlations: W = U diag(1 / sqrt(lambda + eps)) U^T from the "
+            "eigendecomposition of the covariance",
+            _whiten_variant(per_feature=True)),
+    Mistake("test set whitened with its own statistics",
+            "use the TRAINING mean and W for both sets: the test set must go through the same "
             "transformation the model was trained with",
-            _standardize_variant(stats_from="own")),
-    Mistake("train and test pooled for the statistics",
-            "compute mean and std from x_train only; pooling lets the test set leak into the "
-            "preprocessing",
-            _standardize_variant(stats_from="pooled")),
-    Mistake("unbiased std",
-            "use the biased std (divide by N: np.std's default ddof=0), not ddof=1",
-            _standardize_variant(unbiased=True)),
-    Mistake("eps inside a square root",
-            "this exercise's convention is (x - mean) / (std + eps); sqrt(var + eps) is batch "
-            "norm's convention (Chapter 2)",
-            _standardize_variant(eps_where="inside")),
-    Mistake("eps missing",
-            "divide by (std + eps): a feature that is constant in the training set has std 0",
-            _standardize_variant(eps_where="missing")),
-    Mistake("statistics over the wrong axis",
-            "mean and std are per feature: reduce over the rows (axis=0), one value per column",
-            _standardize_variant(stats_from="own", axis=1)),
+            _whiten_variant(stats_from="own")),
+    Mistake("unbiased covariance",
+            "divide by N, as batch norm's variance does: cov = xc.T @ xc / N",
+            _whiten_variant(unbiased=True)),
+    Mistake("eps outside the square root",
+            "add eps to every eigenvalue under the square root, 1 / sqrt(lambda + eps), as batch "
+            "norm does with sqrt(var + eps)",
+            _whiten_variant(eps_where="outside")),
+    Mistake("inverse covariance instead of its square root",
+            "W is (cov + eps I)^(-1/2): U diag(1 / sqrt(lambda + eps)) U^T, not 1 / (lambda + eps)",
+            _whiten_variant(power=-1.0)),
+    Mistake("data not centered",
+            "subtract the training mean before computing the covariance, and from both sets",
+            _whiten_variant(center=False)),
 )
 
+# ---- condition_number -------------------------------------------------------------------------
 
-# ---- activation_percentiles(acts, q) ------------------------------------------------------
-
-def _percentile_inputs(steps, units, q=(15, 50, 85), drift=True, integer=False, loc=0.0):
-    """Row t is what one sigmoid input looked like at recorded step t; it drifts over steps."""
-    def make(rng):
-        if integer:  # many ties between values
-            acts = rng.integers(-3, 4, (steps, units)).astype(np.float64)
-        else:
-            t = np.linspace(0.0, 1.0, steps)[:, None]
-            center = loc + (2.0 * t - 0.5 if drift else 0.0)
-            spread = 0.2 + (1.5 * t if drift else 1.0)
-            acts = center + spread * rng.standard_normal((steps, units))
-        return {"acts": acts, "q": tuple(q)}
-    return make
-
-
-def _percentile_reference(inputs):
+def _kappa_reference(inputs):
     from autograder import reference as R
-    return (R.activation_percentiles(inputs["acts"], inputs["q"]),)
+    return (R.condition_number(inputs["x"]),)
 
 
-def _percentile_variant(dim=1, q_scale=1.0 / 100.0, interpolation="linear"):
+def _kappa_variant(bias_column=True, center=False, singular_values=False, inverted=False):
     def compute(inputs):
         import torch
         from autograder import reference as R
-        a = R.tensor(inputs["acts"])
-        qs = torch.tensor([float(v) * q_scale for v in inputs["q"]], dtype=R.DTYPE, device=R.DEVICE)
-        return (R.numpy(torch.quantile(a, qs, dim=dim, interpolation=interpolation).T),)
+        a = R.tensor(inputs["x"])
+        if center:
+            a = a - a.mean(dim=0)
+        if bias_column:
+            a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=R.DTYPE, device=R.DEVICE)], dim=1)
+        lam = torch.linalg.eigvalsh(a.T @ a / a.shape[0])
+        kappa = float(lam[0] / lam[-1]) if inverted else float(lam[-1] / lam[0])
+        return (kappa ** 0.5 if singular_values else kappa,)
     return compute
 
 
-_PERCENTILE_MISTAKES = (
-    Mistake("percentiles over the wrong axis",
-            "each row of acts is one training step: take the percentiles across a row (axis=1, "
-            "over the units), not down a column (axis=0, over the steps)",
-            _percentile_variant(dim=0)),
-    Mistake("q treated as fractions",
-            "q is in percent (15 means the 15th percentile): np.percentile takes it as it is; "
-            "only np.quantile wants fractions, q / 100",
-            _percentile_variant(q_scale=1.0 / 10000.0)),
-    Mistake("percentile rounded down to a data point",
-            "between two sorted values, interpolate linearly (np.percentile's default)",
-            _percentile_variant(interpolation="lower")),
-    Mistake("percentile rounded to the nearest data point",
-            "between two sorted values, interpolate linearly (np.percentile's default)",
-            _percentile_variant(interpolation="nearest")),
+_KAPPA_MISTAKES = (
+    Mistake("bias column missing",
+            "the model has a bias, so A has a column of ones: A = np.hstack([x, np.ones((N, 1))]); "
+            "without it raw offsets barely change kappa",
+            _kappa_variant(bias_column=False)),
+    Mistake("singular values instead of eigenvalues",
+            "kappa is the ratio of the eigenvalues of H = A^T A / N; the singular values of A are "
+            "their square roots",
+            _kappa_variant(singular_values=True)),
+    Mistake("covariance instead of the Hessian",
+            "H = A^T A / N uses the raw features and a column of ones; centering first hides "
+            "exactly the offsets that make kappa large",
+            _kappa_variant(bias_column=False, center=True)),
+    Mistake("ratio inverted",
+            "kappa = lambda_max / lambda_min, at least 1",
+            _kappa_variant(inverted=True)),
 )
 
+_ONE_PASS = ("with mean 1e6 and std 1e-3, E[x x^T] - mean mean^T cancels catastrophically: "
+             "center first, then cov = xc.T @ xc / N")
 
 CHECKS = [
     Check(
-        function="standardize",
+        function="whiten",
         returns=("z_train", "z_test"),
         compared=("z_train", "z_test"),
-        reference=_standardize_reference,
+        reference=_whiten_reference,
+        rtol=1e-6,
+        atol=1e-8,
         cases=(
-            Case("N_train=20, N_test=7, D=4", _standardize_inputs(20, 7, 4)),
-            Case("eps=0.1", _standardize_inputs(12, 5, 3, eps=0.1)),
-            Case("a feature that is zero in every training row",
-                 _standardize_inputs(15, 6, 5, constant_feature=0.0),
-                 hint="a feature with std 0 must come out as 0, not NaN: divide by (std + eps)"),
-            Case("random shape 200x30, 50 test rows", _standardize_inputs(200, 50, 30), hidden=True),
-            Case("test set shifted (covariate shift)",
-                 _standardize_inputs(40, 25, 6, test_shift=3.0, test_scale=2.0), hidden=True),
-            Case("zero in training, not in test",
-                 _standardize_inputs(30, 8, 4, constant_feature=1.0), hidden=True,
-                 hint="a feature that is constant in training gives (x_test - mean) / eps in test"),
-            Case("N_train=2, one test row", _standardize_inputs(2, 1, 3), hidden=True),
-            Case("integer pixels 0..16", _standardize_inputs(64, 16, 10, integer=True), hidden=True,
-                 hint="integer inputs: compute in floating point (no in-place arithmetic on an "
-                      "integer array)"),
-            Case("mean 1e6, std about 1e-3",
-                 lambda rng: {"x_train": 1e6 + 1e-3 * rng.standard_normal((50, 4)),
-                              "x_test": 1e6 + 1e-3 * rng.standard_normal((10, 4)), "eps": 1e-8},
-                 hidden=True, rtol=1e-5, atol=1e-6, hint=_ONE_PASS),
+            Case("N_train=50, N_test=7, D=4, correlated", _whiten_inputs(50, 7, 4)),
+            Case("eps=0.1", _whiten_inputs(30, 5, 3, eps=0.1)),
+            Case("a feature constant in training", _whiten_inputs(40, 6, 5, constant_feature=True),
+                 hint="a direction with variance 0 is scaled by 1 / sqrt(eps), never NaN"),
+            Case("random shape", _whiten_inputs(0, 0, 0, random_shape=True), hidden=True),
+            Case("N_train=2, D=3: a rank-1 covariance", _whiten_inputs(2, 2, 3), hidden=True,
+                 hint="with N <= D the covariance is singular: eps keeps every 1 / sqrt(lambda + eps) finite"),
+            Case("uncorrelated features",
+                 _whiten_inputs(60, 10, 6, mixing=False), hidden=True),
+            Case("test set shifted", _whiten_inputs(80, 20, 5, test_shift=3.0), hidden=True),
+            Case("mean 1e6, std 1e-3", _whiten_inputs(100, 10, 3, loc=1e6, scale=1e-3), hidden=True,
+                 rtol=1e-5, atol=1e-6, hint=_ONE_PASS),
         ),
-        mistakes=_STANDARDIZE_MISTAKES,
+        mistakes=_WHITEN_MISTAKES,
     ),
     Check(
-        function="activation_percentiles",
-        returns=("percentiles",),
-        compared=("percentiles",),
-        reference=_percentile_reference,
+        function="condition_number",
+        returns=("kappa",),
+        compared=("kappa",),
+        reference=_kappa_reference,
+        rtol=1e-6,
+        atol=0.0,
         cases=(
-            # Square on purpose: percentiles over the wrong axis then have the right shape, so
-            # the check can name that mistake instead of only reporting a shape.
-            Case("10 steps x 10 units", _percentile_inputs(10, 10)),
-            Case("30 steps x 100 units", _percentile_inputs(30, 100)),
-            Case("q=(0, 50, 100)", _percentile_inputs(8, 25, q=(0, 50, 100))),
-            Case("random shape 57x40, five percentiles",
-                 _percentile_inputs(57, 40, q=(5, 25, 50, 75, 95)), hidden=True),
-            Case("one step", _percentile_inputs(1, 9), hidden=True),
-            Case("one unit", _percentile_inputs(12, 1), hidden=True),
-            Case("two units, median only", _percentile_inputs(6, 2, q=(50,)), hidden=True),
-            Case("ties (integer activations)", _percentile_inputs(20, 15, integer=True), hidden=True),
-            Case("no drift, offset 1e3", _percentile_inputs(16, 16, drift=False, loc=1e3),
+            Case("raw features with offsets, N=100, D=5", _kappa_inputs(100, 5)),
+            Case("standardized features", _kappa_inputs(80, 4, standardized=True)),
+            Case("random shape", _kappa_inputs(0, 0, random_shape=True), hidden=True),
+            Case("whitened features: kappa = 1", _kappa_inputs(50, 6, whitened=True), hidden=True),
+            Case("N = D + 2, a single feature", _kappa_inputs(3, 1), hidden=True),
+            Case("offset 1e3", _kappa_inputs(200, 3, loc=1e3), hidden=True),
+            Case("one feature 1000 times wider", _kappa_inputs(60, 4, wide_feature=1e3, mixing=False),
                  hidden=True),
         ),
-        mistakes=_PERCENTILE_MISTAKES,
+        mistakes=_KAPPA_MISTAKES,
     ),
 ]

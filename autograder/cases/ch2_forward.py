@@ -57,10 +57,10 @@ _COMMON_MISTAKES = (
 )
 
 _SPATIAL_MISTAKES = _COMMON_MISTAKES + (
-    Mistake("wrong reduction axes (N only)",
+    Mistake("reduced over N only",
             "per-channel statistics reduce over N, H and W together: axis=(0, 2, 3)",
             _variant(axes=[0])),
-    Mistake("wrong reduction axes (per sample)",
+    Mistake("reduced per sample",
             "that is layer norm; batch norm reduces over N, H and W for each channel",
             _variant(axes=[1, 2, 3])),
     Mistake("reshape without transpose",

@@ -1,5 +1,9 @@
 """Chapter 3: the backward pass, staged and compact, (N, D) and per-channel (N, C, H, W).
 
+The staged part is graded on the gradients reaching the graph's inner nodes (x_hat, var, mu) as
+well as on dx, dgamma and dbeta, so only a pass that walks the graph earns its points: the
+compact formula has no dvar or dmu to return. The compact part is graded on (dx, dgamma, dbeta).
+
 The exercise notebook imports the two forward functions below, so the student's backward gets
 exactly the cache they make and the notebook documents. They are NumPy only: the grading
 sandbox imports this module without torch.
@@ -84,6 +88,82 @@ def _reference(inputs):
     return R.batchnorm_backward(dout, x, gamma, np.zeros_like(gamma), eps)
 
 
+# The staged function returns (dx, dgamma, dbeta, dx_hat, dvar, dmu); they are compared in the
+# order the backward pass computes them, so the first node that is wrong is the one reported.
+STAGED_RETURNS = ("dx", "dgamma", "dbeta", "dx_hat", "dvar", "dmu")
+STAGED_COMPARED = ("dbeta", "dgamma", "dx_hat", "dvar", "dmu", "dx")
+
+
+def _staged_reference(inputs):
+    from autograder import reference as R
+    x, dout, gamma, eps = _unpack(inputs)
+    dx, dg, db, dxh, dvar, dmu = R.batchnorm_backward_staged(dout, x, gamma, eps)
+    return db, dg, dxh, dvar, dmu, dx
+
+
+def _staged_variant(gamma_in_dxhat=True, ds_sign=-1.0, sqrt_chain="divide", second_branch=True,
+                    mean_branch=True, divisor="N", param_reduce="sum"):
+    """A wrong staged pass, node by node as the notebook writes it (values in STAGED_COMPARED order).
+
+    ``ds_sign`` +1 drops the minus of d(1/s)/ds; ``sqrt_chain`` "multiply" uses ds * 2s for
+    dvar; ``second_branch`` / ``mean_branch`` False forget the variance's or the mean's path
+    back to x; ``divisor`` "N-1" spreads dvar with 2/(N-1).
+    """
+    def compute(inputs):
+        import torch
+        from autograder import reference as R
+        x, dout, gamma, eps = _unpack(inputs)
+        x, dy, g = R.tensor(x), R.tensor(dout), R.tensor(gamma)
+        n = x.shape[0]
+        mu = x.mean(dim=0)
+        xc = x - mu
+        std = torch.sqrt((xc ** 2).mean(dim=0) + eps)
+        x_hat = xc / std
+        if param_reduce == "sum":
+            db, dg = dy.sum(dim=0), (dy * x_hat).sum(dim=0)
+        else:
+            db, dg = dy.mean(dim=0), (dy * x_hat).mean(dim=0)
+        dxh = g * dy if gamma_in_dxhat else dy
+        dr = (dxh * xc).sum(dim=0)
+        dxc = dxh / std
+        ds = ds_sign * dr / std ** 2
+        dvar = ds / (2 * std) if sqrt_chain == "divide" else ds * 2 * std
+        if second_branch:
+            dxc = dxc + 2 * xc * dvar / (n if divisor == "N" else n - 1)
+        dmu = -dxc.sum(dim=0)
+        dx = dxc + dmu / n if mean_branch else dxc
+        return tuple(R.numpy(t) for t in (db, dg, dxh, dvar, dmu, dx))
+    return compute
+
+
+_STAGED_MISTAKES = (
+    Mistake("mean term of dx missing",
+            "x feeds the mean as well as xc: add the mean's share, dx = dxc + dmu / N",
+            _staged_variant(mean_branch=False)),
+    Mistake("variance term of dx missing",
+            "xc is read twice, by x_hat and by the variance: add its second contribution, "
+            "dxc += 2 * xc * dvar / N, before computing dmu and dx",
+            _staged_variant(second_branch=False)),
+    Mistake("sign of ds flipped",
+            "r = 1 / s, so dr/ds = -1 / s**2: ds = -dr / s**2",
+            _staged_variant(ds_sign=1.0)),
+    Mistake("square-root derivative inverted",
+            "s = sqrt(var + eps), so ds/dvar = 1 / (2 s): dvar = ds / (2 * std), not ds * 2 * std",
+            _staged_variant(sqrt_chain="multiply")),
+    Mistake("unbiased variance",
+            "the forward divides by N, so the variance node spreads dvar back as 2 * xc / N, "
+            "not 2 * xc / (N - 1)",
+            _staged_variant(divisor="N-1")),
+    Mistake("gamma missing from dx_hat",
+            "y = gamma * x_hat + beta, so dx_hat = gamma * dout before anything flows back to x",
+            _staged_variant(gamma_in_dxhat=False)),
+    Mistake("dgamma/dbeta averaged over the batch",
+            "gamma and beta are shared by all N rows: their gradients are SUMS over the batch, "
+            "not means",
+            _staged_variant(param_reduce="mean")),
+)
+
+
 # ---- known mistakes, written once for (M, C) arrays with statistics over axis 0 ------------
 
 def _flat(a):
@@ -150,11 +230,11 @@ _DX_MISTAKES = (
             "the forward divides by N, so the backward of the variance node does too: "
             "dvar spreads back as 2*xc/N, not 2*xc/(N-1)",
             _variant(var_divisor="N-1")),
-    Mistake("unbiased variance (recomputed)",
+    Mistake("unbiased std recomputed",
             "use the cached std and x_hat (biased variance, divide by N); do not recompute "
             "them with ddof=1",
             _variant(recompute_unbiased=True)),
-    Mistake("unbiased variance (recomputed, N-1 throughout)",
+    Mistake("unbiased variance throughout",
             "that is the gradient of a forward pass that divides by N-1; this layer's forward "
             "divides by N: use the cached std and x_hat and 1/N",
             _variant(recompute_unbiased=True, var_divisor="N-1")),
@@ -178,10 +258,10 @@ _SPATIAL_MISTAKES = _DX_MISTAKES + (
             "dout.reshape(-1, C) mixes channels; match the cache's layout: "
             "dout.transpose(0, 2, 3, 1).reshape(-1, C), and undo it for dx",
             _variant(dout_layout="reshape", dx_layout="reshape")),
-    Mistake("reshape without transpose (for dout)",
+    Mistake("dout reshaped without transpose",
             "the cache rows are dout.transpose(0, 2, 3, 1).reshape(-1, C), not dout.reshape(-1, C)",
             _variant(dout_layout="reshape")),
-    Mistake("reshape without transpose (for dx)",
+    Mistake("dx reshaped without transpose",
             "dx comes back as (N*H*W, C) rows in (n, h, w) order: reshape to (N, H, W, C), "
             "then transpose(0, 3, 1, 2)",
             _variant(dx_layout="reshape")),
@@ -212,11 +292,11 @@ def _fc_cases():
 CHECKS = [
     Check(
         function="batchnorm_backward",
-        returns=("dx", "dgamma", "dbeta"),
-        compared=("dx", "dgamma", "dbeta"),
-        reference=_reference,
+        returns=STAGED_RETURNS,
+        compared=STAGED_COMPARED,
+        reference=_staged_reference,
         cases=_fc_cases(),
-        mistakes=_FC_MISTAKES,
+        mistakes=_STAGED_MISTAKES,
     ),
     Check(
         function="batchnorm_backward_alt",

@@ -1,222 +1,397 @@
-"""Chapter 4: running statistics (PyTorch's buffers), eval-mode normalization, momentum conventions.
+"""Chapter 4: a batch-norm layer with state, and a small network trained with it (the capstone).
 
-``batchnorm_train_step`` is checked with the ``train_steps`` protocol: the student's function is
-called once per batch and its new running statistics are fed to the next call, exactly as
-``torch.nn.BatchNorm1d`` updates its buffers. ``momentum=None`` (PyTorch's cumulative average)
-reaches the student as the number 1/k at step k, so their function always receives a number.
+* ``BatchNorm`` is a class mirroring ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``. The
+  ``layer_script`` protocol builds it, sets its weight and bias (and sometimes its buffers, as in
+  the middle of training), then runs a script of train and eval steps; the layer's outputs and
+  buffers after every step are compared with the torch layer's trajectory. Keras' conventions
+  are folded in as a classmethod, ``BatchNorm.from_keras(num_features, momentum, epsilon)``.
+* ``train_bn_mlp`` trains affine -> BN -> ReLU, twice, then an affine classifier, on batches of
+  scikit-learn's bundled 8x8 digits with SGD, and scores a held-out batch in eval mode. The
+  ``mlp_training`` protocol compares the loss, every parameter and every buffer after every step
+  with the same network in torch, float64.
+
+NumPy only at import time: the grading sandbox imports this module without torch.
 """
+import functools
+
 import numpy as np
 
 from autograder.checks import Case, Check, Mistake
 
+# ---- BatchNorm: the layer and its script ------------------------------------------------
 
-# ---- batchnorm_train_step -----------------------------------------------------------------
+LAYER_RETURNS = ("initial state", "outputs", "running_mean", "running_var",
+                 "num_batches_tracked", "training")
 
-def _steps_inputs(n, d, k, momentum=0.1, eps=1e-5, loc=0.0, scale=1.0, fresh=True,
-                  random_shape=False):
-    """k batches of shape (n, d) drawn around ``loc`` with spread ``scale``.
 
-    ``fresh`` starts from PyTorch's initial buffers (mean 0, variance 1); otherwise the running
-    statistics start somewhere else, as they would in the middle of training.
+def _script_inputs(shape, modes, momentum=0.1, eps=1e-5, keras=None, loc=0.0, scale=1.0,
+                   mid_training=False, constant_channel=False, eval_n=None, random_shape=False):
+    """A layer's inputs and a script of steps, ``modes`` a string of "t" (train) and "e" (eval).
+
+    The batches' per-channel centre and spread drift from step to step, so the running
+    statistics never equal one batch's. ``mid_training`` starts from other buffers and a
+    non-zero num_batches_tracked; ``eval_n`` is the batch size of eval steps (N = 1 is legal
+    there); ``constant_channel`` makes channel 0 constant in every batch.
     """
     def make(rng):
-        nn, dd, kk = n, d, k
+        shp = list(shape)
+        steps_modes = modes
         if random_shape:
-            nn, dd, kk = int(rng.integers(2, 40)), int(rng.integers(1, 30)), int(rng.integers(2, 25))
-        centre = loc + rng.uniform(-1, 1, dd)
-        spread = scale * rng.uniform(0.5, 2.0, dd)
-        batches = [centre + spread * rng.standard_normal((nn, dd)) for _ in range(kk)]
-        if fresh:
-            rm, rv = np.zeros(dd), np.ones(dd)
-        else:
-            rm, rv = rng.uniform(-2, 2, dd), rng.uniform(0.2, 3.0, dd)
-        return {"batches": batches, "gamma": rng.uniform(0.5, 2.0, dd), "beta": rng.uniform(-1, 1, dd),
-                "running_mean": rm, "running_var": rv, "momentum": momentum, "eps": eps}
+            shp[0], shp[1] = int(rng.integers(3, 33)), int(rng.integers(1, 17))
+            if len(shp) == 4:
+                shp[2], shp[3] = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+            steps_modes = "t" + "".join(rng.choice(["t", "t", "e"], int(rng.integers(4, 12))))
+        c = shp[1]
+        pad = [1] * (len(shp) - 2)
+        centre = loc + rng.uniform(-2, 2, c)
+        spread = scale * rng.uniform(0.5, 2.0, c)
+        steps = []
+        for k, mode in enumerate(steps_modes):
+            step_shape = list(shp)
+            if mode == "e" and eval_n is not None:
+                step_shape[0] = eval_n
+            drift = 1.0 + 0.3 * np.sin(k + np.arange(c))
+            x = ((centre * drift).reshape([1, c] + pad)
+                 + (spread * drift).reshape([1, c] + pad) * rng.standard_normal(step_shape))
+            if constant_channel:
+                x[:, 0] = 3.0
+            steps.append({"mode": "train" if mode == "t" else "eval", "x": x})
+        start = {"running_mean": None, "running_var": None, "num_batches_tracked": None}
+        if mid_training:
+            start = {"running_mean": rng.uniform(-2, 2, c), "running_var": rng.uniform(0.2, 3.0, c),
+                     "num_batches_tracked": int(rng.integers(1, 20))}
+        return {"num_features": c, "eps": eps, "momentum": momentum, "keras": keras,
+                "weight": rng.uniform(0.5, 2.0, c), "bias": rng.uniform(-1, 1, c),
+                **start, "steps": steps}
     return make
 
 
-def _steps_reference(inputs):
+def _torch_conventions(inputs):
+    """(momentum, eps) in PyTorch's convention; Keras' momentum weighs the OLD average."""
+    keras = inputs["keras"]
+    if keras is None:
+        return inputs["momentum"], inputs["eps"]
+    return 1.0 - keras["momentum"], keras["epsilon"]
+
+
+def _layer_reference(inputs):
     from autograder import reference as R
-    outs, rm, rv, _ = R.batchnorm_train_steps(
-        inputs["batches"], inputs["gamma"], inputs["beta"], momentum=inputs["momentum"],
-        eps=inputs["eps"], running_mean=inputs["running_mean"], running_var=inputs["running_var"])
-    return outs[-1], rm, rv
+    momentum, eps = _torch_conventions(inputs)
+    return R.batchnorm_layer_script(
+        inputs["num_features"], [(s["mode"], s["x"]) for s in inputs["steps"]], inputs["weight"],
+        inputs["bias"], eps=eps, momentum=momentum, running_mean=inputs["running_mean"],
+        running_var=inputs["running_var"], num_batches_tracked=inputs["num_batches_tracked"])
 
 
-def _steps_variant(biased_running=False, flipped=False, unbiased_normalize=False,
-                   running_in_training=False):
-    """A wrong training step, threaded through the same k steps as the ``train_steps`` protocol."""
+def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True,
+                   eval_batch_stats=False, update_in_eval=False, running_in_training=False,
+                   keras_raw_momentum=False, keras_default_eps=False):
+    """A wrong layer run through the same script, for naming a student's mistake."""
     def compute(inputs):
         import torch
         from autograder import reference as R
-        g, b, eps = R.tensor(inputs["gamma"]), R.tensor(inputs["beta"]), inputs["eps"]
-        rm, rv = R.tensor(inputs["running_mean"]), R.tensor(inputs["running_var"])
-        out = None
-        for k, xb in enumerate(inputs["batches"], start=1):
-            x = R.tensor(xb)
-            m = 1.0 / k if inputs["momentum"] is None else inputs["momentum"]
-            mu = x.mean(0)
-            var_b, var_u = x.var(0, unbiased=False), x.var(0, unbiased=True)
-            if running_in_training:
-                out = g * (x - rm) / torch.sqrt(rv + eps) + b
+        momentum, eps = _torch_conventions(inputs)
+        if inputs["keras"] is not None:
+            momentum = inputs["keras"]["momentum"] if keras_raw_momentum else momentum
+            eps = 1e-5 if keras_default_eps else eps
+        c = inputs["num_features"]
+        rm = R.tensor(np.zeros(c) if inputs["running_mean"] is None else inputs["running_mean"])
+        rv = R.tensor(np.ones(c) if inputs["running_var"] is None else inputs["running_var"])
+        reported = tracked = inputs["num_batches_tracked"] or 0
+        w, b = R.tensor(inputs["weight"]), R.tensor(inputs["bias"])
+        initial = np.concatenate([np.ones(c), np.zeros(c), np.zeros(c), np.ones(c), [0.0, 1.0]])
+        rows = {k: [] for k in LAYER_RETURNS[1:]}
+        for step in inputs["steps"]:
+            x = R.tensor(step["x"])
+            train = step["mode"] == "train"
+            dims = [0] + list(range(2, x.ndim))
+            per_channel = [1, c] + [1] * (x.ndim - 2)
+            mu, var = x.mean(dim=dims), x.var(dim=dims, unbiased=False)
+            if train and not running_in_training or not train and eval_batch_stats:
+                m_use, v_use = mu, var
             else:
-                out = g * (x - mu) / torch.sqrt((var_u if unbiased_normalize else var_b) + eps) + b
-            var_run = var_b if biased_running else var_u
-            if flipped:
-                rm, rv = m * rm + (1 - m) * mu, m * rv + (1 - m) * var_run
-            else:
-                rm, rv = (1 - m) * rm + m * mu, (1 - m) * rv + m * var_run
-        return R.numpy(out), R.numpy(rm), R.numpy(rv)
+                m_use, v_use = rm, rv
+
+            def normalized(m_use, v_use):
+                return (w.reshape(per_channel) * (x - m_use.reshape(per_channel))
+                        / torch.sqrt(v_use.reshape(per_channel) + eps) + b.reshape(per_channel))
+            out = normalized(m_use, v_use)
+            if train or update_in_eval:
+                tracked += 1
+                reported += 1 if count else 0
+                factor = momentum
+                if momentum is None:
+                    factor = 1.0 / tracked if none_as is None else none_as
+                n = x.numel() // c
+                var_run = var if biased_running else var * n / max(n - 1, 1)
+                if flipped:
+                    rm, rv = factor * rm + (1 - factor) * mu, factor * rv + (1 - factor) * var_run
+                else:
+                    rm, rv = (1 - factor) * rm + factor * mu, (1 - factor) * rv + factor * var_run
+                if not train:  # updated first, then normalized with the updated statistics
+                    out = normalized(rm, rv)
+            rows["outputs"].append(R.numpy(out).ravel())
+            rows["running_mean"].append(R.numpy(rm))
+            rows["running_var"].append(R.numpy(rv))
+            rows["num_batches_tracked"].append(float(reported))
+            rows["training"].append(float(train))
+        return (initial, np.concatenate(rows["outputs"]), np.stack(rows["running_mean"]),
+                np.stack(rows["running_var"]), np.array(rows["num_batches_tracked"]),
+                np.array(rows["training"]))
     return compute
 
 
-_NONE_HINT = ("momentum=None is PyTorch's cumulative average: the check passes your function "
-              "1/k at step k, so just use the number you are given")
+_LAYER_MISTAKES = (
+    Mistake("biased running variance",
+            "the batch is normalized with its biased variance (divide by N), but running_var "
+            "averages the UNBIASED one, var * n / (n - 1), with n = N*H*W values per channel",
+            _layer_variant(biased_running=True)),
+    Mistake("momentum weighting flipped",
+            "PyTorch's momentum weighs the NEW batch: running = (1 - momentum) * running "
+            "+ momentum * batch statistic; Keras' convention is the other way round",
+            _layer_variant(flipped=True)),
+    Mistake("momentum None treated as 0.1",
+            "momentum=None is the cumulative average: after incrementing num_batches_tracked, "
+            "use 1 / num_batches_tracked as this step's weight",
+            _layer_variant(none_as=0.1)),
+    Mistake("num_batches_tracked not counted",
+            "add 1 to num_batches_tracked at every training-mode forward pass (torch counts even "
+            "when momentum is a number)",
+            _layer_variant(count=False)),
+    Mistake("batch statistics used at eval",
+            "in eval mode normalize with running_mean and running_var: a test example's output "
+            "must not depend on the rest of its batch",
+            _layer_variant(eval_batch_stats=True)),
+    Mistake("running statistics updated at eval",
+            "eval mode only reads the buffers: update running_mean, running_var and "
+            "num_batches_tracked in training mode only",
+            _layer_variant(update_in_eval=True)),
+    Mistake("running statistics used in training",
+            "in training mode normalize with the batch's own mean and biased variance; the "
+            "running statistics are only updated there",
+            _layer_variant(running_in_training=True)),
+    Mistake("Keras momentum not converted",
+            "Keras' momentum (0.99) weighs the OLD average; the PyTorch-convention momentum the "
+            "layer uses is 1 - momentum",
+            _layer_variant(keras_raw_momentum=True)),
+    Mistake("Keras epsilon ignored",
+            "from_keras must pass Keras' epsilon (default 1e-3) on as the layer's eps",
+            _layer_variant(keras_default_eps=True)),
+)
 
-_TRAIN_STEP = Check(
-    function="batchnorm_train_step",
-    returns=("out", "running_mean", "running_var"),
-    compared=("out", "running_mean", "running_var"),
-    reference=_steps_reference,
-    protocol="train_steps",
+_NONE_HINT = ("momentum=None: the weight of step k's batch is 1 / num_batches_tracked, counted "
+              "from the layer's own num_batches_tracked")
+_ONE_PASS = ("with mean 1e6 and std 1e-3, E[x^2] - E[x]^2 cancels catastrophically: compute "
+             "the variance as the mean of (x - mu)**2")
+_KERAS = {"momentum": 0.99, "epsilon": 1e-3}
+
+_LAYER = Check(
+    function="BatchNorm",
+    returns=LAYER_RETURNS,
+    compared=LAYER_RETURNS,
+    reference=_layer_reference,
+    protocol="layer_script",
     cases=(
-        Case("one step, momentum 0.1", _steps_inputs(8, 4, 1)),
-        Case("5 steps, momentum 0.1", _steps_inputs(16, 3, 5, loc=2.0, scale=1.5)),
-        Case("5 steps, momentum None (1/k)", _steps_inputs(10, 3, 5, momentum=None, loc=-1.0),
+        Case("(N, C) = (8, 4): train x3, eval, momentum 0.1", _script_inputs((8, 4), "ttte")),
+        Case("momentum None: train x4, eval", _script_inputs((6, 3), "tttte", momentum=None),
              hint=_NONE_HINT),
-        Case("random shape and length, momentum 0.1",
-             _steps_inputs(0, 0, 0, random_shape=True, fresh=False), hidden=True),
-        Case("N=2, 4 steps", _steps_inputs(2, 5, 4, scale=2.0), hidden=True),
-        Case("momentum None, 12 steps, mid-training start",
-             _steps_inputs(6, 7, 12, momentum=None, loc=5.0, scale=3.0, fresh=False), hidden=True,
+        Case("(N, C, H, W) = (2, 3, 4, 4): train, train, eval, train",
+             _script_inputs((2, 3, 4, 4), "ttet", loc=1.0)),
+        Case("from_keras(momentum=0.99, epsilon=1e-3): train x5, eval",
+             _script_inputs((10, 3), "ttttte", keras=_KERAS)),
+        Case("random (N, C) and script, momentum 0.1", _script_inputs((0, 0), "", random_shape=True),
+             hidden=True),
+        Case("random (N, C, H, W) and script, momentum None",
+             _script_inputs((0, 0, 0, 0), "", momentum=None, random_shape=True), hidden=True,
              hint=_NONE_HINT),
-        Case("momentum 0.01 (Keras 0.99), eps 1e-3, 30 steps",
-             _steps_inputs(20, 4, 30, momentum=0.01, eps=1e-3, fresh=False), hidden=True),
-        Case("momentum 1.0, 3 steps", _steps_inputs(5, 3, 3, momentum=1.0), hidden=True),
-        Case("one step, D=1, mid-training start", _steps_inputs(3, 1, 1, fresh=False), hidden=True),
+        Case("N=2, momentum None from the middle of training, eval on N=1",
+             _script_inputs((2, 5), "ttetttee", momentum=None, mid_training=True, eval_n=1),
+             hidden=True, hint=_NONE_HINT),
+        Case("N=1 image of 3x3 in training, momentum 0.3",
+             _script_inputs((1, 4, 3, 3), "ttte", momentum=0.3, eval_n=2), hidden=True),
+        Case("eval before any training", _script_inputs((5, 3), "ettte"), hidden=True),
+        Case("a constant channel", _script_inputs((7, 4), "tttet", constant_channel=True),
+             hidden=True, hint="a constant channel has variance 0: sqrt(0 + eps), never NaN"),
+        Case("Keras layer from the middle of training, 12 steps",
+             _script_inputs((4, 6, 2, 2), "tttttettttte", keras={"momentum": 0.9, "epsilon": 1e-2},
+                            mid_training=True), hidden=True),
+        Case("mean 1e6, std 1e-3", _script_inputs((16, 3), "tttet", loc=1e6, scale=1e-3),
+             hidden=True, rtol=1e-5, atol=1e-6, hint=_ONE_PASS),
     ),
-    mistakes=(
-        Mistake("biased running variance",
-                "the forward pass normalizes with the biased variance (divide by N), but the "
-                "running_var buffer is updated with the UNBIASED one: var * N / (N - 1)",
-                _steps_variant(biased_running=True)),
-        Mistake("momentum weighting flipped",
-                "PyTorch's momentum weighs the NEW batch: running = (1 - momentum) * running "
-                "+ momentum * batch_stat; Keras' convention is the other way round",
-                _steps_variant(flipped=True)),
-        Mistake("unbiased variance in the normalization",
-                "normalize the batch with its biased variance (divide by N); only the running "
-                "buffer stores the unbiased one",
-                _steps_variant(unbiased_normalize=True, biased_running=False)),
-        Mistake("running statistics used in training",
-                "in training mode normalize with the batch's own mean and variance; the running "
-                "statistics are only updated, not used",
-                _steps_variant(running_in_training=True)),
-    ),
+    mistakes=_LAYER_MISTAKES,
 )
 
 
-# ---- batchnorm_eval -----------------------------------------------------------------------
+# ---- train_bn_mlp: the capstone ---------------------------------------------------------
 
-def _eval_inputs(n, d, eps=1e-5, tiny_var=False, random_shape=False):
-    """A batch whose own statistics are far from the running ones, so the two cannot be confused."""
+MLP_PARAMS = ("W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3")
+MLP_BUFFERS = ("running_mean1", "running_var1", "running_mean2", "running_var2")
+MLP_RETURNS = ("loss",) + MLP_PARAMS + MLP_BUFFERS + ("scores",)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    """scikit-learn's bundled 8x8 digits (no download), pixels scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return digits.data / 16.0, digits.target
+
+
+def _mlp_inputs(n=16, steps=3, hidden=(16, 12), lr=0.1, momentum=0.1, eps=1e-5, n_eval=10,
+                offset=0.0, dead_unit=False, random_sizes=False):
+    """Initial parameters (He-scaled weights), ``steps`` batches of ``n`` digits, an eval batch.
+
+    ``dead_unit`` zeroes the first column of W1: that unit's pre-activation is b1[0] for every
+    example, a feature that is constant over the batch. ``offset`` is added to every pixel.
+    """
     def make(rng):
-        nn, dd = n, d
-        if random_shape:
-            nn, dd = int(rng.integers(1, 50)), int(rng.integers(1, 40))
-        rm, rv = rng.uniform(-2, 2, dd), rng.uniform(0.3, 3.0, dd)
-        if tiny_var:
-            rv = rng.uniform(1e-6, 1e-4, dd)
-        x = rm + 1.5 + 2.0 * np.sqrt(rv) * rng.standard_normal((nn, dd))
-        return {"x": x, "gamma": rng.uniform(0.5, 2.0, dd), "beta": rng.uniform(-1, 1, dd),
-                "running_mean": rm, "running_var": rv, "eps": eps}
+        nn, tt, (h1, h2) = n, steps, hidden
+        if random_sizes:
+            nn, tt = int(rng.integers(3, 25)), int(rng.integers(2, 6))
+            h1, h2 = int(rng.integers(4, 25)), int(rng.integers(4, 25))
+        x, y = _digits()
+        idx = rng.choice(len(x), nn * tt + n_eval, replace=False)
+        dims = [x.shape[1], h1, h2, 10]
+        params = {}
+        for i in (1, 2, 3):
+            params[f"W{i}"] = rng.standard_normal((dims[i - 1], dims[i])) * np.sqrt(2.0 / dims[i - 1])
+            params[f"b{i}"] = 0.1 * rng.standard_normal(dims[i])
+            if i < 3:
+                params[f"gamma{i}"] = rng.uniform(0.5, 1.5, dims[i])
+                params[f"beta{i}"] = rng.uniform(-0.5, 0.5, dims[i])
+        if dead_unit:
+            params["W1"][:, 0] = 0.0
+            params["beta1"][0] = 0.3
+        params = {k: params[k] for k in MLP_PARAMS}
+        batches = [idx[k * nn:(k + 1) * nn] for k in range(tt)]
+        return {"params": params,
+                "x_batches": [x[b] + offset for b in batches],
+                "y_batches": [[int(v) for v in y[b]] for b in batches],
+                "x_eval": x[idx[nn * tt:]] + offset,
+                "lr": lr, "momentum": momentum, "eps": eps}
     return make
 
 
-def _eval_reference(inputs):
+def _mlp_reference(inputs):
     from autograder import reference as R
-    return (R.batchnorm_eval(**inputs),)
+    losses, history, scores = R.bn_mlp_train(**inputs)
+    return (losses, *(history[k] for k in MLP_PARAMS + MLP_BUFFERS), scores)
 
 
-def _eval_variant(batch_stats=False, eps_where="inside", no_sqrt=False):
+def _mlp_variant(loss_sum=False, grad_sum=False, stats_constant=False, biased_running=False,
+                 frozen_bn=False, eval_batch_stats=False, no_running_update=False,
+                 aliased_history=False):
+    """The same network written out by hand in torch, wrong in one of the ways students are."""
     def compute(inputs):
         import torch
+        import torch.nn.functional as F
         from autograder import reference as R
-        x, g, b, eps = R.tensor(inputs["x"]), R.tensor(inputs["gamma"]), R.tensor(inputs["beta"]), inputs["eps"]
-        if batch_stats:  # by hand: torch refuses batch statistics of a single example
-            mu, var = x.mean(0), x.var(0, unbiased=False)
-        else:
-            mu, var = R.tensor(inputs["running_mean"]), R.tensor(inputs["running_var"])
-        if no_sqrt:
-            denom = var + eps
-        elif eps_where == "outside":
-            denom = torch.sqrt(var) + eps
-        else:
-            denom = torch.sqrt(var + eps)
-        return (R.numpy(g * (x - mu) / denom + b),)
+        eps, momentum, lr = inputs["eps"], inputs["momentum"], inputs["lr"]
+        p = {k: R.tensor(v) for k, v in inputs["params"].items()}
+        buf = {}
+        for i in (1, 2):
+            buf[f"running_mean{i}"] = torch.zeros_like(p[f"gamma{i}"])
+            buf[f"running_var{i}"] = torch.ones_like(p[f"gamma{i}"])
+
+        def forward(x, train):
+            h = x
+            for i in (1, 2):
+                z = h @ p[f"W{i}"] + p[f"b{i}"]
+                if train or eval_batch_stats:
+                    mu, var = z.mean(dim=0), z.var(dim=0, unbiased=False)
+                    if train and not no_running_update:
+                        n = z.shape[0]
+                        run_var = var if biased_running else var * n / (n - 1)
+                        rm, rv = buf[f"running_mean{i}"], buf[f"running_var{i}"]
+                        buf[f"running_mean{i}"] = ((1 - momentum) * rm + momentum * mu).detach()
+                        buf[f"running_var{i}"] = ((1 - momentum) * rv + momentum * run_var).detach()
+                    if stats_constant:
+                        mu, var = mu.detach(), var.detach()
+                else:
+                    mu, var = buf[f"running_mean{i}"], buf[f"running_var{i}"]
+                h = torch.relu(p[f"gamma{i}"] * (z - mu) / torch.sqrt(var + eps) + p[f"beta{i}"])
+            return h @ p["W3"] + p["b3"]
+
+        losses, history = [], []
+        for xb, yb in zip(inputs["x_batches"], inputs["y_batches"]):
+            for v in p.values():
+                v.requires_grad_(True)
+            y = torch.as_tensor(np.asarray(yb), device=R.DEVICE)
+            scores = forward(R.tensor(xb), True)
+            mean_loss = F.cross_entropy(scores, y)
+            sum_loss = F.cross_entropy(scores, y, reduction="sum")
+            grads = torch.autograd.grad(sum_loss if (loss_sum or grad_sum) else mean_loss,
+                                        list(p.values()))
+            losses.append(float((sum_loss if loss_sum else mean_loss).detach()))
+            with torch.no_grad():
+                p = {k: (v if frozen_bn and k[:4] in ("gamm", "beta") else v - lr * g).detach()
+                     for (k, v), g in zip(p.items(), grads)}
+            history.append({**{k: R.numpy(v) for k, v in p.items()},
+                            **{k: R.numpy(v) for k, v in buf.items()}})
+        if aliased_history:  # parameters updated in place; the buffers were new arrays
+            history = [{**h, **{k: history[-1][k] for k in MLP_PARAMS}} for h in history]
+        with torch.no_grad():
+            scores = R.numpy(forward(R.tensor(inputs["x_eval"]), False))
+        return (np.array(losses), *(np.stack([h[k] for h in history])
+                                    for k in MLP_PARAMS + MLP_BUFFERS), scores)
     return compute
 
 
-_EVAL = Check(
-    function="batchnorm_eval",
-    returns=("out",),
-    compared=("out",),
-    reference=_eval_reference,
-    cases=(
-        Case("N=6, D=4", _eval_inputs(6, 4)),
-        Case("a single example (N=1)", _eval_inputs(1, 5)),
-        Case("random shape", _eval_inputs(0, 0, random_shape=True), hidden=True),
-        Case("eps 1e-3 (Keras' default)", _eval_inputs(7, 3, eps=1e-3), hidden=True),
-        Case("tiny running variance", _eval_inputs(5, 6, tiny_var=True), hidden=True,
-             hint="add eps to the running variance before the square root"),
-        Case("N=1, D=1", _eval_inputs(1, 1), hidden=True),
-    ),
-    mistakes=(
-        Mistake("batch statistics used at eval",
-                "in eval mode normalize with running_mean and running_var, not with the mean and "
-                "variance of x: a test example's output must not depend on the rest of its batch",
-                _eval_variant(batch_stats=True)),
-        Mistake("eps outside the square root", "use sqrt(running_var + eps), not sqrt(running_var) + eps",
-                _eval_variant(eps_where="outside")),
-        Mistake("missing square root", "divide by the standard deviation sqrt(running_var + eps), "
-                "not by the variance", _eval_variant(no_sqrt=True)),
-    ),
+_MLP_MISTAKES = (
+    Mistake("loss summed over the batch",
+            "the loss is the MEAN cross-entropy over the N examples, so dscores carries a 1/N",
+            _mlp_variant(loss_sum=True)),
+    Mistake("gradient not divided by the batch size",
+            "the loss is a mean over the batch, so its gradient dscores = (softmax - onehot) / N",
+            _mlp_variant(grad_sum=True)),
+    Mistake("batch statistics treated as constants in backward",
+            "mu and var depend on every example: the BN backward pass needs the mean and "
+            "variance terms of Chapter 3's compact formula, not just gamma / std * dout",
+            _mlp_variant(stats_constant=True)),
+    Mistake("biased running variance",
+            "running_var averages the UNBIASED batch variance, var * N / (N - 1)",
+            _mlp_variant(biased_running=True)),
+    Mistake("gamma and beta not trained",
+            "gamma1, beta1, gamma2 and beta2 are parameters: update them by SGD like the weights",
+            _mlp_variant(frozen_bn=True)),
+    Mistake("batch statistics used at eval",
+            "score x_eval in eval mode: normalize with the running statistics",
+            _mlp_variant(eval_batch_stats=True)),
+    Mistake("running statistics not updated",
+            "every training-mode forward pass updates running_mean and running_var with momentum",
+            _mlp_variant(no_running_update=True)),
+    Mistake("history holds references, not copies",
+            "store copies (v.copy()) in history: a parameter updated in place (W -= lr * dW) "
+            "changes every snapshot that refers to it",
+            _mlp_variant(aliased_history=True)),
 )
 
+_MLP_HINT = ("the loss of step 1 tests the forward pass; the parameters after step 1 the backward "
+             "pass; later steps and the buffers the running statistics")
 
-# ---- keras_to_torch_momentum --------------------------------------------------------------
-
-def _momentum_input(m=None, low=0.6, high=0.999):
-    def make(rng):
-        return {"m": float(rng.uniform(low, high)) if m is None else m}
-    return make
-
-
-def _momentum_reference(inputs):
-    from autograder import reference as R
-    return (R.keras_to_torch_momentum(inputs["m"]),)
-
-
-_KERAS = Check(
-    function="keras_to_torch_momentum",
-    returns=("momentum",),
-    compared=("momentum",),
-    reference=_momentum_reference,
+_MLP = Check(
+    function="train_bn_mlp",
+    returns=MLP_RETURNS,
+    compared=MLP_RETURNS,
+    reference=_mlp_reference,
+    protocol="mlp_training",
+    rtol=1e-6,
+    atol=1e-8,
     cases=(
-        # 0.5 is never used: there both conventions agree and a wrong answer would pass.
-        Case("Keras' default 0.99", _momentum_input(0.99)),
-        Case("0.9", _momentum_input(0.9)),
-        Case("0.999", _momentum_input(0.999), hidden=True),
-        Case("0.0 (keep only the new batch)", _momentum_input(0.0), hidden=True),
-        Case("a random momentum", _momentum_input(), hidden=True),
-        Case("a random small momentum", _momentum_input(low=0.01, high=0.4), hidden=True),
+        Case("digits, N=16, hidden 16 and 12, 3 steps", _mlp_inputs(), hint=_MLP_HINT),
+        Case("N=8, 2 steps, lr 0.5, momentum 0.5", _mlp_inputs(n=8, steps=2, lr=0.5, momentum=0.5),
+             hint=_MLP_HINT),
+        Case("random sizes and length", _mlp_inputs(random_sizes=True), hidden=True, hint=_MLP_HINT),
+        Case("N=2, 4 steps", _mlp_inputs(n=2, steps=4, hidden=(6, 5)), hidden=True, hint=_MLP_HINT),
+        Case("a hidden unit constant over the batch", _mlp_inputs(n=12, dead_unit=True),
+             hidden=True, hint="a unit with zero variance over the batch: sqrt(0 + eps), never NaN"),
+        Case("pixels offset by 100, eps 1e-3, momentum 0.01",
+             _mlp_inputs(n=10, steps=4, offset=100.0, eps=1e-3, momentum=0.01), hidden=True,
+             hint=_MLP_HINT),
+        Case("6 steps, lr 0.05, a single eval example", _mlp_inputs(steps=6, lr=0.05, n_eval=1),
+             hidden=True, hint=_MLP_HINT),
     ),
-    mistakes=(
-        Mistake("momentum returned unchanged",
-                "Keras' momentum is the weight of the OLD moving average, PyTorch's the weight of "
-                "the NEW batch statistic, so the PyTorch value is 1 - m",
-                lambda inputs: (inputs["m"],)),
-    ),
+    mistakes=_MLP_MISTAKES,
 )
 
-CHECKS = [_TRAIN_STEP, _EVAL, _KERAS]
+CHECKS = [_LAYER, _MLP]

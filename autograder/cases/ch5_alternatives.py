@@ -1,12 +1,18 @@
-"""Chapter 5: normalizations that do not use the batch axis, and Batch Renormalization.
+"""Chapter 5: normalizations that do not use the batch axis, Batch Renormalization, and their
+backward passes.
 
-Three student functions, each returning only what is graded (no cache: this chapter has no
-backward exercise):
+Forward passes, CS231n-style, graded on ``out`` (and r, d) only:
 
-* ``layernorm_forward(x, gamma, beta, eps)`` -> ``out``, x of shape (N, D);
-* ``groupnorm_forward(x, gamma, beta, G, eps)`` -> ``out``, x of shape (N, C, H, W);
+* ``layernorm_forward(x, gamma, beta, eps)`` -> ``(out, cache)``, x of shape (N, D);
+* ``groupnorm_forward(x, gamma, beta, G, eps)`` -> ``(out, cache)``, x of shape (N, C, H, W);
 * ``batch_renorm_forward(x, gamma, beta, running_mean, running_var, r_max, d_max, eps)``
-  -> ``(out, r, d)``, x of shape (N, D); the running statistics are read, not updated.
+  -> ``(out, r, d, cache)``, x of shape (N, D); the running statistics are read, not updated.
+
+Backward passes ``dx, dgamma, dbeta = <op>_backward(dout, cache)``, graded against autograd. The
+cache each receives is fixed by the course: the forward's inputs, as a tuple in signature order
+(``(x, gamma, beta, eps)``, ``(x, gamma, beta, G, eps)``, ``(x, gamma, beta, running_mean,
+running_var, r_max, d_max, eps)``), so a backward is graded on its own, whatever the student's
+forward does; it recomputes the statistics it needs.
 """
 import numpy as np
 
@@ -141,7 +147,7 @@ _GN_MISTAKES = (
     Mistake("statistics shared across the batch",
             "group norm gives every sample its own statistics: do not reduce over axis 0",
             _gn_variant(batch_too=True)),
-    Mistake("one group per channel (instance norm)",
+    Mistake("one group per channel",
             "a group holds C // G channels together with all their H x W positions, not one channel",
             _gn_variant("per channel")),
     Mistake("unbiased variance", "divide by (C // G) * H * W, not one less: use the biased variance",
@@ -235,10 +241,201 @@ _RENORM_MISTAKES = (
 )
 
 
+# ---- backward passes -----------------------------------------------------------------------
+
+def _with_dout(make_forward_inputs, order, dout_scale=1.0):
+    """A backward case: ``dout`` and the cache (the forward's inputs, in ``order``)."""
+    def make(rng):
+        inputs = make_forward_inputs(rng)
+        dout = dout_scale * rng.standard_normal(np.shape(inputs["x"]))
+        return {"dout": dout, "cache": tuple(inputs[k] for k in order)}
+    return make
+
+
+_LN_ORDER = ("x", "gamma", "beta", "eps")
+_GN_ORDER = ("x", "gamma", "beta", "G", "eps")
+_RENORM_ORDER = ("x", "gamma", "beta", "running_mean", "running_var", "r_max", "d_max", "eps")
+
+
+def _cache(inputs, order):
+    return dict(zip(order, inputs["cache"]))
+
+
+def _ln_backward_reference(inputs):
+    from autograder import reference as R
+    c = _cache(inputs, _LN_ORDER)
+    return R.layernorm_backward(inputs["dout"], c["x"], c["gamma"], c["beta"], c["eps"])
+
+
+def _gn_backward_reference(inputs):
+    from autograder import reference as R
+    c = _cache(inputs, _GN_ORDER)
+    return R.groupnorm_backward(inputs["dout"], c["x"], c["gamma"], c["beta"], c["G"], c["eps"])
+
+
+def _renorm_backward_reference(inputs):
+    from autograder import reference as R
+    return R.batch_renorm_backward(inputs["dout"], *inputs["cache"])
+
+
+def _norm_backward(x, dy, gamma, dims, eps, mean_term=True, var_term=True, gamma_in_dx=True):
+    """dx of (x - mean) / sqrt(var + eps) * gamma over ``dims`` (torch), with terms left out."""
+    import torch
+    mu = x.mean(dim=dims, keepdim=True)
+    s = torch.sqrt(x.var(dim=dims, keepdim=True, unbiased=False) + eps)
+    x_hat = (x - mu) / s
+    dxh = dy * gamma if gamma_in_dx else dy
+    dx = dxh
+    if mean_term:
+        dx = dx - dxh.mean(dim=dims, keepdim=True)
+    if var_term:
+        dx = dx - x_hat * (dxh * x_hat).mean(dim=dims, keepdim=True)
+    return dx / s, x_hat
+
+
+def _ln_backward_variant(dims=(1,), param_reduce="sum", **kw):
+    def compute(inputs):
+        torch, R = _torch()
+        c = _cache(inputs, _LN_ORDER)
+        x, dy, g = R.tensor(c["x"]), R.tensor(inputs["dout"]), R.tensor(c["gamma"])
+        dx, x_hat = _norm_backward(x, dy, g, list(dims), c["eps"], **kw)
+        axis = 0 if param_reduce != "axis1" else 1
+        dg, db = (dy * x_hat).sum(dim=axis), dy.sum(dim=axis)
+        if param_reduce == "mean":
+            dg, db = dg / x.shape[0], db / x.shape[0]
+        return R.numpy(dx), R.numpy(dg), R.numpy(db)
+    return compute
+
+
+_LN_BACKWARD_MISTAKES = (
+    Mistake("normalized over the batch axis",
+            "layer norm's statistics are each row's: the mean and variance terms of dx are "
+            "means over axis=1, not over the batch",
+            _ln_backward_variant(dims=(0,))),
+    Mistake("mean term of dx missing",
+            "every x of a row feeds that row's mean: subtract the row mean of gamma * dout",
+            _ln_backward_variant(mean_term=False)),
+    Mistake("variance term of dx missing",
+            "every x of a row feeds that row's variance: subtract x_hat times the row mean of "
+            "gamma * dout * x_hat",
+            _ln_backward_variant(var_term=False)),
+    Mistake("gamma missing from dx",
+            "y = gamma * x_hat + beta, so dx_hat = gamma * dout; in layer norm gamma varies along "
+            "the axis the row statistics reduce over, so it must be applied before those means",
+            _ln_backward_variant(gamma_in_dx=False)),
+    Mistake("dgamma/dbeta summed over the wrong axis",
+            "gamma has one entry per feature and is shared by the N rows: sum over axis=0",
+            _ln_backward_variant(param_reduce="axis1")),
+    Mistake("dgamma/dbeta averaged over the batch",
+            "gamma and beta are shared by all N rows: their gradients are sums, not means",
+            _ln_backward_variant(param_reduce="mean")),
+)
+
+
+def _gn_backward_variant(grouping="contiguous", param_reduce="sum", **kw):
+    def compute(inputs):
+        torch, R = _torch()
+        c = _cache(inputs, _GN_ORDER)
+        x, dy, G = R.tensor(c["x"]), R.tensor(inputs["dout"]), c["G"]
+        n, ch, h, w = x.shape
+        g = R.tensor(c["gamma"]).reshape(1, ch, 1, 1)
+        if grouping == "contiguous":
+            shape, dims = (n, G, ch // G, h, w), [2, 3, 4]
+        elif grouping == "interleaved":
+            shape, dims = (n, ch // G, G, h, w), [1, 3, 4]
+        else:  # one channel per group: instance norm
+            shape, dims = (n, ch, h, w), [2, 3]
+        dxh = (dy * g).reshape(shape)
+        dx, x_hat = _norm_backward(x.reshape(shape), dxh, 1.0, dims, c["eps"], **kw)
+        x_hat = x_hat.reshape(n, ch, h, w)
+        if param_reduce == "sum":
+            dg, db = (dy * x_hat).sum(dim=(0, 2, 3)), dy.sum(dim=(0, 2, 3))
+        else:  # over the batch only: one value per channel and position
+            dg, db = (dy * x_hat).sum(dim=0), dy.sum(dim=0)
+        return R.numpy(dx.reshape(n, ch, h, w)), R.numpy(dg), R.numpy(db)
+    return compute
+
+
+_GN_BACKWARD_MISTAKES = (
+    Mistake("interleaved channel groups",
+            "group g holds the contiguous channels g*C//G ... (g+1)*C//G - 1: reshape dout, x "
+            "and x_hat to (N, G, C // G, H, W) and take the means over axes (2, 3, 4)",
+            _gn_backward_variant("interleaved")),
+    Mistake("one group per channel",
+            "the statistics, and so the mean and variance terms of dx, cover a whole group of "
+            "C // G channels with all their positions, not one channel",
+            _gn_backward_variant("per channel")),
+    Mistake("mean term of dx missing",
+            "every value of a group feeds the group's mean: subtract the group mean of "
+            "gamma * dout",
+            _gn_backward_variant(mean_term=False)),
+    Mistake("variance term of dx missing",
+            "every value of a group feeds the group's variance: subtract x_hat times the group "
+            "mean of gamma * dout * x_hat",
+            _gn_backward_variant(var_term=False)),
+    Mistake("dgamma/dbeta not summed over H and W",
+            "gamma_c is shared by every position of channel c in every sample: sum over axes "
+            "(0, 2, 3)",
+            _gn_backward_variant(param_reduce="batch only")),
+)
+
+
+def _renorm_backward_variant(through_rd=False, r_in_dx=True, rd_in_dgamma=True, clip=True,
+                             stats_constant=False):
+    def compute(inputs):
+        torch, R = _torch()
+        c = _cache(inputs, _RENORM_ORDER)
+        if through_rd:
+            return R.batch_renorm_backward(inputs["dout"], *inputs["cache"], through_rd=True)
+        x, dy, g = R.tensor(c["x"]), R.tensor(inputs["dout"]), R.tensor(c["gamma"])
+        eps, r_max, d_max = c["eps"], c["r_max"], c["d_max"]
+        mu = x.mean(dim=0)
+        sigma_b = torch.sqrt(x.var(dim=0, unbiased=False) + eps)
+        sigma = torch.sqrt(R.tensor(c["running_var"]) + eps)
+        r, d = sigma_b / sigma, (mu - R.tensor(c["running_mean"])) / sigma
+        if clip:
+            r, d = torch.clamp(r, 1.0 / r_max, r_max), torch.clamp(d, -d_max, d_max)
+        x_b = (x - mu) / sigma_b
+        scale = g * (r if r_in_dx else 1.0)
+        if stats_constant:
+            dx = scale * dy / sigma_b
+        else:
+            dx, _ = _norm_backward(x, dy, scale, [0], eps)
+        dg = (dy * (x_b * r + d if rd_in_dgamma else x_b)).sum(dim=0)
+        return R.numpy(dx), R.numpy(dg), R.numpy(dy.sum(dim=0))
+    return compute
+
+
+_RENORM_BACKWARD_MISTAKES = (
+    Mistake("gradient through r and d",
+            "r and d are constants in backpropagation (stop-gradient): that is the point of batch "
+            "renorm. dx is batch norm's dx scaled by r; letting the gradient flow through r and d "
+            "gives the inference-mode gradient gamma / sigma * dout instead",
+            _renorm_backward_variant(through_rd=True)),
+    Mistake("r missing from dx",
+            "out = gamma * (x_hat_B * r + d) + beta with r constant: dx is batch norm's dx with "
+            "gamma replaced by gamma * r",
+            _renorm_backward_variant(r_in_dx=False)),
+    Mistake("dgamma without r and d",
+            "dgamma = sum(dout * x_hat) with the renormalized x_hat = (x - mu_B) / sigma_B * r + d",
+            _renorm_backward_variant(rd_in_dgamma=False)),
+    Mistake("r and d not clipped",
+            "recompute r and d exactly as the forward pass does, clipped to [1/r_max, r_max] and "
+            "[-d_max, d_max]",
+            _renorm_backward_variant(clip=False)),
+    Mistake("batch statistics treated as constants",
+            "only r and d are constants; mu_B and sigma_B depend on every x: keep the mean and "
+            "variance terms of batch norm's dx",
+            _renorm_backward_variant(stats_constant=True)),
+)
+
+_GRADCHECK = "compare each of dx, dgamma, dbeta with a centered-difference numerical gradient"
+
+
 CHECKS = [
     Check(
         function="layernorm_forward",
-        returns=("out",),
+        returns=("out", "cache"),
         compared=("out",),
         reference=_ln_reference,
         cases=(
@@ -255,8 +452,32 @@ CHECKS = [
         mistakes=_LN_MISTAKES,
     ),
     Check(
+        function="layernorm_backward",
+        returns=("dx", "dgamma", "dbeta"),
+        compared=("dx", "dgamma", "dbeta"),
+        reference=_ln_backward_reference,
+        cases=(
+            Case("N=4, D=6", _with_dout(_ln_inputs((4, 6)), _LN_ORDER), hint=_GRADCHECK),
+            Case("a batch of one (N=1)", _with_dout(_ln_inputs((1, 5)), _LN_ORDER), hint=_GRADCHECK),
+            Case("eps=0.1", _with_dout(_ln_inputs((5, 3), eps=0.1, scale=0.3), _LN_ORDER),
+                 hint=_GRADCHECK),
+            Case("random shape 32x50", _with_dout(_ln_inputs((32, 50), loc=1.0, scale=3.0), _LN_ORDER),
+                 hidden=True, hint=_GRADCHECK),
+            Case("N=2, rows on scales 1e-2 ... 1e2", _with_dout(_ln_inputs((2, 9), row_scales=True),
+                                                               _LN_ORDER), hidden=True, hint=_GRADCHECK),
+            Case("D=2, large dout", _with_dout(_ln_inputs((6, 2)), _LN_ORDER, dout_scale=1e3),
+                 hidden=True, hint=_GRADCHECK),
+            Case("a constant row", _with_dout(_ln_inputs((5, 8), constant_row=True), _LN_ORDER),
+                 hidden=True, hint="a constant row has x_hat = 0 and std = sqrt(eps): dx is "
+                                   "gamma * (dout - its row mean) / sqrt(eps) there, never NaN"),
+            Case("mean 1e6, std 1e-3", _with_dout(_ln_inputs((6, 40), loc=1e6, scale=1e-3), _LN_ORDER),
+                 hidden=True, rtol=1e-5, atol=1e-4, hint=_ONE_PASS),
+        ),
+        mistakes=_LN_BACKWARD_MISTAKES,
+    ),
+    Check(
         function="groupnorm_forward",
-        returns=("out",),
+        returns=("out", "cache"),
         compared=("out",),
         reference=_gn_reference,
         cases=(
@@ -275,8 +496,31 @@ CHECKS = [
         mistakes=_GN_MISTAKES,
     ),
     Check(
+        function="groupnorm_backward",
+        returns=("dx", "dgamma", "dbeta"),
+        compared=("dx", "dgamma", "dbeta"),
+        reference=_gn_backward_reference,
+        cases=(
+            Case("N=2, C=6, H=3, W=3, G=3", _with_dout(_gn_inputs((2, 6, 3, 3), G=3), _GN_ORDER),
+                 hint=_GRADCHECK),
+            Case("G=1, N=1", _with_dout(_gn_inputs((1, 4, 2, 3), G=1), _GN_ORDER), hint=_GRADCHECK),
+            Case("random shape 4x8x5x5, G=4", _with_dout(_gn_inputs((4, 8, 5, 5), G=4), _GN_ORDER),
+                 hidden=True, hint=_GRADCHECK),
+            Case("G=C, eps=0.1", _with_dout(_gn_inputs((2, 4, 3, 2), G=4, eps=0.1), _GN_ORDER),
+                 hidden=True, hint=_GRADCHECK),
+            Case("N=2, 1x1 feature maps, G=2", _with_dout(_gn_inputs((2, 8, 1, 1), G=2), _GN_ORDER),
+                 hidden=True, hint=_GRADCHECK),
+            Case("a constant group", _with_dout(_gn_inputs((2, 6, 3, 3), G=3, constant_group=True),
+                                                _GN_ORDER), hidden=True, hint=_GRADCHECK),
+            Case("mean 1e6, std 1e-3", _with_dout(_gn_inputs((2, 6, 4, 4), G=3, loc=1e6, scale=1e-3),
+                                                  _GN_ORDER),
+                 hidden=True, rtol=1e-5, atol=1e-4, hint=_ONE_PASS),
+        ),
+        mistakes=_GN_BACKWARD_MISTAKES,
+    ),
+    Check(
         function="batch_renorm_forward",
-        returns=("out", "r", "d"),
+        returns=("out", "r", "d", "cache"),
         compared=("out", "r", "d"),
         reference=_renorm_reference,
         cases=(
@@ -294,5 +538,34 @@ CHECKS = [
                  hidden=True),
         ),
         mistakes=_RENORM_MISTAKES,
+    ),
+    Check(
+        function="batch_renorm_backward",
+        returns=("dx", "dgamma", "dbeta"),
+        compared=("dx", "dgamma", "dbeta"),
+        reference=_renorm_backward_reference,
+        cases=(
+            Case("some r and d clipped (r_max=2, d_max=1)",
+                 _with_dout(_renorm_inputs((8, 6), 2.0, 1.0, ratios=[3.0, 0.25, 1.5, 0.8, 1.0, 2.5],
+                                           shifts=[2.0, -3.0, 0.5, -0.2, 1.5, -0.5]), _RENORM_ORDER),
+                 hint=_GRADCHECK),
+            Case("wide limits: nothing clipped", _with_dout(_renorm_inputs((10, 5), 100.0, 100.0),
+                                                             _RENORM_ORDER), hint=_GRADCHECK),
+            Case("random 64x20, r_max=3, d_max=5",
+                 _with_dout(_renorm_inputs((64, 20), 3.0, 5.0, ratio_range=(0.1, 10.0),
+                                           shift_range=(-8, 8)), _RENORM_ORDER),
+                 hidden=True, hint=_GRADCHECK),
+            Case("N=2", _with_dout(_renorm_inputs((2, 7), 1.5, 0.5), _RENORM_ORDER), hidden=True,
+                 hint=_GRADCHECK),
+            Case("eps=0.1, large dout", _with_dout(_renorm_inputs((12, 4), 2.0, 1.0, eps=0.1),
+                                                   _RENORM_ORDER, dout_scale=1e3),
+                 hidden=True, hint=_GRADCHECK),
+            Case("a constant feature", _with_dout(_renorm_inputs((9, 3), 3.0, 2.0, constant_feature=True),
+                                                  _RENORM_ORDER), hidden=True, hint=_GRADCHECK),
+            Case("r_max=1, d_max=0 is batch norm", _with_dout(_renorm_inputs((6, 4), 1.0, 0.0),
+                                                               _RENORM_ORDER), hidden=True,
+                 hint=_GRADCHECK),
+        ),
+        mistakes=_RENORM_BACKWARD_MISTAKES,
     ),
 ]

@@ -126,9 +126,10 @@ def _mistakes(unit, in_axis_hint):
                 _variant(eps_where="missing")),
         Mistake("eps outside the square root", "use sqrt(running_var + eps), not sqrt(running_var) + eps",
                 _variant(eps_where="outside")),
-        Mistake("weights left unscaled (the seed article's special case)",
-                "every layer folds by the same rule: the weights of each output "
-                f"{unit} must be multiplied by gamma / sqrt(running_var + eps)",
+        Mistake("weights left unscaled",
+                "that is the seed article's special case; every layer folds by the same rule: "
+                f"the weights of each output {unit} must be multiplied by "
+                "gamma / sqrt(running_var + eps)",
                 _variant(seed_rule=True)),
     )
 

@@ -42,6 +42,18 @@ def _solution_cells(solution_nb) -> dict[str, str]:
     return out
 
 
+def edited_solution(assignment: str, function: str, *edits: tuple[str, str]) -> str:
+    """The solution cell of ``function`` with each ``(old, new)`` edit applied: a planted bug
+    that differs from the solution by a line or two, written as that difference."""
+    path = Path(__file__).resolve().parents[2] / "solutions" / assignment / f"{assignment}.ipynb"
+    source = _solution_cells(nbformat.read(path, as_version=4))[function]
+    for old, new in edits:
+        if old not in source:
+            raise ValueError(f"planted bug for {function}: the solution no longer contains {old!r}")
+        source = source.replace(old, new)
+    return source
+
+
 def honest(release_nb, solution_nb):
     """The release notebook with every solution cell filled in, as a student would hand it in."""
     nb = copy.deepcopy(release_nb)

@@ -19,7 +19,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     var = (x ** 2).mean(axis=0) - mu ** 2
     x_hat = (x - mu) / np.sqrt(var + eps)
     return gamma * x_hat + beta, (x_hat, gamma, var)'''),
-    Bug("wrong-nchw-axes", "spatial_batchnorm_forward", "wrong reduction axes (N only)", '''\
+    Bug("wrong-nchw-axes", "spatial_batchnorm_forward", "reduced over N only", '''\
 def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
     mu = x.mean(axis=0, keepdims=True)
     var = x.var(axis=0, keepdims=True)

@@ -1,8 +1,12 @@
 """Planted bugs for ch3_backward; each must lose exactly its function's points."""
-from autograder.samples import Bug
+from functools import partial
+
+from autograder.samples import Bug, edited_solution
+
+_edited = partial(edited_solution, "ch3_backward")
 
 BUGS = [
-    Bug("per-sample-dgamma", "batchnorm_backward", "`dgamma` has shape", '''\
+    Bug("per-sample-dgamma", "batchnorm_backward", "`dbeta` has shape", '''\
 def batchnorm_backward(dout, cache):
     x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
     N = dout.shape[0]
@@ -12,19 +16,16 @@ def batchnorm_backward(dout, cache):
     dxc = dx_hat * inv_std
     dvar = -0.5 * (dx_hat * xc).sum(axis=0) / std ** 3
     dxc = dxc + 2.0 * xc * dvar / N
-    dx = dxc - dxc.sum(axis=0) / N
-    return dx, dgamma, dbeta'''),
-    Bug("wrong-axis-sum", "batchnorm_backward", "dgamma/dbeta summed over the wrong axis", '''\
+    dmu = -dxc.sum(axis=0)
+    dx = dxc + dmu / N
+    return dx, dgamma, dbeta, dx_hat, dvar, dmu'''),
+    Bug("compact-formula-pasted", "batchnorm_backward", "returned 3 values, expected 6", '''\
 def batchnorm_backward(dout, cache):
     x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
     N = dout.shape[0]
-    dbeta = dout.sum(axis=1)
-    dgamma = (dout * x_hat).sum(axis=1)
-    dx_hat = gamma * dout
-    dxc = dx_hat * inv_std
-    dvar = -0.5 * (dx_hat * xc).sum(axis=0) / std ** 3
-    dxc = dxc + 2.0 * xc * dvar / N
-    dx = dxc - dxc.sum(axis=0) / N
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx = (gamma * inv_std / N) * (N * dout - dbeta - x_hat * dgamma)
     return dx, dgamma, dbeta'''),
     Bug("variance-term-missing", "batchnorm_backward", "variance term of dx missing", '''\
 def batchnorm_backward(dout, cache):
@@ -32,10 +33,13 @@ def batchnorm_backward(dout, cache):
     N = dout.shape[0]
     dbeta = dout.sum(axis=0)
     dgamma = (dout * x_hat).sum(axis=0)
-    dxc = gamma * dout * inv_std
+    dx_hat = gamma * dout
+    dinv_std = (dx_hat * xc).sum(axis=0)
+    dxc = dx_hat * inv_std
+    dvar = -dinv_std / std ** 2 / (2.0 * std)
     dmu = -dxc.sum(axis=0)
     dx = dxc + dmu / N
-    return dx, dgamma, dbeta'''),
+    return dx, dgamma, dbeta, dx_hat, dvar, dmu'''),
     Bug("unbiased-variance", "batchnorm_backward", "unbiased variance", '''\
 def batchnorm_backward(dout, cache):
     x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
@@ -47,8 +51,24 @@ def batchnorm_backward(dout, cache):
     dxc = dx_hat * inv_std
     dvar = -dinv_std / std ** 2 / (2.0 * std)
     dxc = dxc + 2.0 * xc * dvar / (N - 1)
-    dx = dxc - dxc.sum(axis=0) / N
-    return dx, dgamma, dbeta'''),
+    dmu = -dxc.sum(axis=0)
+    dx = dxc + dmu / N
+    return dx, dgamma, dbeta, dx_hat, dvar, dmu'''),
+    Bug("ds-sign-flipped", "batchnorm_backward", "sign of ds flipped", '''\
+def batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat).sum(axis=0)
+    dx_hat = gamma * dout
+    dinv_std = (dx_hat * xc).sum(axis=0)
+    dxc = dx_hat * inv_std
+    dstd = dinv_std / std ** 2
+    dvar = dstd / (2.0 * std)
+    dxc = dxc + 2.0 * xc * dvar / N
+    dmu = -dxc.sum(axis=0)
+    dx = dxc + dmu / N
+    return dx, dgamma, dbeta, dx_hat, dvar, dmu'''),
     Bug("mean-term-missing", "batchnorm_backward_alt", "mean term of dx missing", '''\
 def batchnorm_backward_alt(dout, cache):
     x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
@@ -64,7 +84,7 @@ def batchnorm_backward_alt(dout, cache):
     dgamma = (dout * x_hat).mean(axis=0)
     dx = gamma * inv_std * (dout - dbeta - x_hat * dgamma)
     return dx, dgamma, dbeta'''),
-    Bug("recomputed-unbiased-std", "batchnorm_backward_alt", "unbiased variance", '''\
+    Bug("recomputed-unbiased-std", "batchnorm_backward_alt", "unbiased std recomputed", '''\
 def batchnorm_backward_alt(dout, cache):
     x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
     N = dout.shape[0]
@@ -94,4 +114,13 @@ def spatial_batchnorm_backward(dout, cache):
     dgamma = (dy * x_hat).sum(axis=0)
     dx = gamma * inv_std * (dy - dy.mean(axis=0))
     return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta'''),
+    Bug("staged-mean-term-missing", "batchnorm_backward", "mean term of dx missing", _edited(
+        "batchnorm_backward", ("    dx = dxc + dmu / N\n", "    dx = dxc\n"))),
+    Bug("sqrt-derivative-inverted", "batchnorm_backward", "square-root derivative inverted", _edited(
+        "batchnorm_backward", ("dvar = dstd / (2.0 * std)", "dvar = dstd * 2.0 * std"))),
+    Bug("gamma-missing-from-dx-hat", "batchnorm_backward", "gamma missing from dx_hat", _edited(
+        "batchnorm_backward", ("dx_hat = gamma * dout", "dx_hat = dout"))),
+    Bug("staged-averaged-dgamma", "batchnorm_backward", "dgamma/dbeta averaged over the batch", _edited(
+        "batchnorm_backward", ("dbeta = dout.sum(axis=0)", "dbeta = dout.mean(axis=0)"),
+        ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).mean(axis=0)"))),
 ]

@@ -1,0 +1,148 @@
+"""The case tables themselves: plain inputs, real mistakes, and parts that only their method passes."""
+import numpy as np
+import pytest
+
+from autograder import checks
+from autograder.cases import ASSIGNMENTS, ASSIGNMENT_IDS
+from conftest import solution_namespace
+
+ALL_CHECKS = [(a, c) for a in ASSIGNMENT_IDS for c in ASSIGNMENTS[a]]
+_ids = lambda v: getattr(v, "function", v)
+
+
+def _plain(value) -> bool:
+    """What may cross the trust line as JSON + npz: float arrays, scalars, containers of those."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+@pytest.mark.parametrize("assignment,check", ALL_CHECKS, ids=_ids)
+def test_case_inputs_are_plain_data(assignment, check):
+    for case in check.cases:
+        assert _plain(checks.case_inputs(check, case)), case.name
+
+
+@pytest.mark.parametrize("assignment,check", ALL_CHECKS, ids=_ids)
+def test_every_mistake_is_named_plainly_and_is_wrong_somewhere(assignment, check):
+    """A mistake's name is a short phrase (the hint explains), and some case tells it apart."""
+    assert len(check.mistakes) >= 3
+    for known, _ in checks.known_outputs(check, check.cases[0]):
+        assert "(" not in known.name and len(known.name) <= 60, known.name
+    for mistake in check.mistakes:
+        differs = False
+        for case in check.cases:
+            expected = checks.expected_outputs(check, case)
+            try:
+                wrong = [np.asarray(w, dtype=np.float64)
+                         for w in mistake.compute(checks.case_inputs(check, case))]
+            except RuntimeError:  # shapes where this mistake cannot even be made
+                continue
+            differs |= not all(w.shape == e.shape and np.allclose(w, e, rtol=1e-6, atol=1e-8)
+                               for w, e in zip(wrong, expected))
+        assert differs, f"{mistake.name!r} equals the reference on every case"
+
+
+# ---- chapter 3: the staged part is earned only by the staged method --------------------------
+
+def test_compact_formula_earns_no_staged_points():
+    ns = solution_namespace("ch3_backward")
+    staged = checks.find("batchnorm_backward")
+    verdict = checks.verdict_for_function(staged, ns["batchnorm_backward_alt"])
+    assert not verdict.passed and "returned 3 values, expected 6" in verdict.message
+
+    def compact_padded(dout, cache):
+        """The compact formula dressed up with the trivial node and zeros for the others."""
+        dx, dgamma, dbeta = ns["batchnorm_backward_alt"](dout, cache)
+        return dx, dgamma, dbeta, cache[7] * dout, np.zeros_like(dbeta), np.zeros_like(dbeta)
+    verdict = checks.verdict_for_function(staged, compact_padded)
+    assert not verdict.passed and "`dvar` differs" in verdict.message
+
+
+def test_staged_reference_agrees_with_batch_norm_autograd():
+    from autograder import reference as R
+    rng = np.random.default_rng(0)
+    x, gamma, dout = rng.normal(2, 3, (7, 5)), rng.uniform(0.5, 2, 5), rng.standard_normal((7, 5))
+    staged = R.batchnorm_backward_staged(dout, x, gamma)
+    for mine, theirs in zip(staged[:3], R.batchnorm_backward(dout, x, gamma, np.zeros(5))):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
+    dxh, dvar, dmu = staged[3:]
+    np.testing.assert_allclose(dxh, gamma * dout)
+    np.testing.assert_allclose(dmu, -(dxh / np.sqrt(x.var(0) + 1e-5)).sum(0), rtol=1e-10, atol=1e-12)
+
+
+# ---- chapter 4: two torch implementations of the same thing agree -------------------------
+
+@pytest.mark.parametrize("function", ["BatchNorm", "train_bn_mlp"])
+def test_hand_written_torch_variant_matches_the_torch_modules(function):
+    """The mistakes are computed by a hand-written torch model; with no mistake switched on it
+    must reproduce torch.nn's own modules, or the names it gives would be unreliable."""
+    from autograder.cases import ch4_inference as T
+    check = checks.find(function)
+    plain = (T._layer_variant if function == "BatchNorm" else T._mlp_variant)()
+    for case in check.cases:
+        rtol, atol = max(case.rtol or 0, 1e-9), max(case.atol or 0, 1e-9)  # the 1e6-offset case
+        for got, exp in zip(plain(checks.case_inputs(check, case)), checks.expected_outputs(check, case)):
+            np.testing.assert_allclose(got, exp, rtol=rtol, atol=atol, err_msg=case.name)
+
+
+def test_layer_protocol_says_what_is_missing_or_misshapen():
+    ns = solution_namespace("ch4_inference")
+    check = checks.find("BatchNorm")
+
+    class Flat(ns["BatchNorm"]):
+        def forward(self, x):
+            return super().forward(x).reshape(len(x), -1)
+
+    class Uncounted(ns["BatchNorm"]):
+        def __init__(self, num_features, eps=1e-5, momentum=0.1):
+            super().__init__(num_features, eps, momentum)
+            del self.num_batches_tracked
+
+    flat = checks.verdict_for_function(check, Flat, check.cases[2:3])
+    assert "forward's output at step 1 has shape (2, 48); expected (2, 3, 4, 4)" in flat.message
+    uncounted = checks.verdict_for_function(check, Uncounted, check.cases[:1])
+    assert "num_batches_tracked" in uncounted.message and not uncounted.passed
+
+
+def test_capstone_needs_a_history_of_dicts():
+    ns = solution_namespace("ch4_inference")
+    check = checks.find("train_bn_mlp")
+
+    def params_only(*args):
+        losses, history, scores = ns["train_bn_mlp"](*args)
+        return losses, [{k: v for k, v in h.items() if "running" not in k} for h in history], scores
+    verdict = checks.verdict_for_function(check, params_only, check.cases[:1])
+    assert "history[0] is not a dict with a 'running_mean1' entry" in verdict.message
+
+
+# ---- chapter 5: batch renormalization's stop-gradient ---------------------------------------
+
+def test_renorm_gradient_through_r_and_d_is_the_inference_gradient():
+    """Unclipped, r and d with gradients make x_hat = (x - m) / sigma: the batch drops out."""
+    from autograder import reference as R
+    rng = np.random.default_rng(1)
+    x, gamma, beta, dout = rng.standard_normal((6, 3)), rng.uniform(0.5, 2, 3), np.zeros(3), rng.standard_normal((6, 3))
+    rm, rv = np.array([0.1, -0.2, 0.3]), np.array([0.8, 1.1, 1.3])
+    through = R.batch_renorm_backward(dout, x, gamma, beta, rm, rv, 100.0, 100.0, through_rd=True)
+    np.testing.assert_allclose(through[0], gamma * dout / np.sqrt(rv + 1e-5), rtol=1e-10)
+    stopped = R.batch_renorm_backward(dout, x, gamma, beta, rm, rv, 1.0, 0.0)
+    np.testing.assert_allclose(stopped[0], R.batchnorm_backward(dout, x, gamma, beta)[0], rtol=1e-10)
+
+
+# ---- chapter 1: whitening ----------------------------------------------------------------------
+
+def test_whitening_whitens_and_makes_the_hessian_round():
+    from autograder import reference as R
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((500, 4)) @ rng.standard_normal((4, 4)) + 7.0
+    z, _ = R.whiten(x, x[:1], eps=1e-12)
+    np.testing.assert_allclose(z.T @ z / len(z), np.eye(4), atol=1e-8)
+    assert R.condition_number(z) == pytest.approx(1.0, abs=1e-8)
+    assert R.condition_number(x) > 10
