@@ -5,6 +5,7 @@ Chapters call ``use_course_style()`` once in their first code cell and take colo
 """
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 
 COLORS = {
     "blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
@@ -34,3 +35,29 @@ def use_course_style() -> None:
         "grid.alpha": 0.3,
     })
     plt.rcParams["image.cmap"] = "viridis"
+
+
+def plot_over_seeds(ax, x, values, color, label, marker="o", linestyle="-", diverged_at=None):
+    """One configuration measured at several x with several seeds.
+
+    ``values`` has shape ``(len(x), n_seeds)``; NaN marks a run that diverged. Draws every seed as
+    a small dot, the mean over the seeds that did not diverge as a line, and, when
+    ``diverged_at`` is given, a cross at that height for each x where some seed diverged, so the
+    spread over seeds is always visible next to the mean.
+    """
+    x = np.asarray(x, dtype=float)
+    values = np.asarray(values, dtype=float)
+    n_seeds = values.shape[1]
+    for k in range(n_seeds):
+        ax.plot(x, values[:, k], marker, color=color, alpha=0.35, markersize=4, linestyle="none")
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(values)
+        mean = np.where(finite.any(axis=1), np.nansum(values, axis=1) / finite.sum(axis=1), np.nan)
+    ax.plot(x, mean, linestyle=linestyle, marker=marker, color=color,
+            label=f"{label} (mean of {n_seeds} seeds; dots: each seed)")
+    if diverged_at is not None:
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            ax.plot(x[bad], np.full(bad.sum(), diverged_at), "x", color=color, markersize=8,
+                    mew=2, label=f"{label}: a seed diverged")
+    return mean

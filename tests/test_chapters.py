@@ -1,0 +1,64 @@
+"""The chapters as a reader meets them: described figures, shown numbers, no grader tables.
+
+Static checks read the MyST sources under book/; the rest read the site that `make book` builds.
+"""
+import html
+import re
+
+import pytest
+
+from autograder.cases import ASSIGNMENT_IDS
+from conftest import REPO
+
+BOOK = REPO / "book"
+CELL = re.compile(r"```\{code-cell\}[^\n]*\n(.*?)```", re.S)
+IMG = re.compile(r"<img\b[^>]*>", re.I)
+ALT = re.compile(r'\balt="([^"]*)"', re.I)
+
+
+def cells(assignment: str) -> list[str]:
+    return CELL.findall((BOOK / f"{assignment}.md").read_text())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_chapter_does_not_import_the_grader_tables(assignment):
+    """Chapters take their math from autograder.reference; the case tables are the grader's."""
+    text = (BOOK / f"{assignment}.md").read_text()
+    assert "autograder.cases" not in text and "from autograder import cases" not in text
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_every_figure_cell_declares_alt_text(assignment):
+    """A cell that draws a figure says, in its mystnb metadata, what the figure shows."""
+    missing = []
+    for cell in cells(assignment):
+        if "plt.show()" not in cell:
+            continue
+        alt = re.search(r'^\s+alt:\s*"([^"]+)"', cell, re.M)
+        if not alt or len(alt.group(1).split()) < 8:
+            missing.append(cell.strip().splitlines()[0][:70])
+    assert not missing, f"figure cells without a descriptive alt text: {missing}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_rendered_figures_have_descriptive_alt_text(built_book, assignment):
+    """In the built page every image's alt attribute describes it (not the hash file name)."""
+    page = (built_book / "book" / f"{assignment}.html").read_text()
+    images = IMG.findall(page)
+    assert images, "a chapter page without figures"
+    bad = []
+    for tag in images:
+        alt = ALT.search(tag)
+        text = html.unescape(alt.group(1)) if alt else ""
+        if len(text.split()) < 8 or re.fullmatch(r"[0-9a-f]{32,}(\.png)?", text):
+            bad.append(tag[:120])
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_glued_numbers_are_rendered(built_book, assignment):
+    """Every {glue:text} reference in a chapter turned into text in the page (none left raw)."""
+    source = (BOOK / f"{assignment}.md").read_text()
+    page = (built_book / "book" / f"{assignment}.html").read_text()
+    if "{glue:text}" in source:
+        assert "{glue:text}" not in page and "glue:text" not in page
