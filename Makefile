@@ -5,7 +5,28 @@ PY     := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test grade exercises bench clean
+.PHONY: book test grade exercises kits bench clean system-packages
+
+# Debian packages the tests use: Chromium (browser tests), a PostgreSQL server (gradebook test),
+# Debian's python3 with venv (the grader tested as an ordinary user). Installed with apt when
+# run as root; otherwise the one command to run is printed.
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	/usr/bin/python3 -c 'import venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	for tool in unshare nsenter setpriv runuser; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing util-linux"; done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$$(echo $$missing)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing system packages; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,12 +38,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 book: $(VENV)/.installed
 	$(VENV)/bin/jupyter-book build . --path-output . -W -n --keep-going
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed system-packages
 	$(PY) -m pytest
 
 # Regenerate the student release in exercises/ from the nbgrader source in solutions/.
 exercises: $(VENV)/.installed
 	$(PY) -m autograder release --all
+	$(PY) -m autograder kits --all
+
+# The student kits (_build/kits/<a>.zip) and the precomputed visible checks; `make book` makes them too.
+kits: $(VENV)/.installed
+	$(PY) -m autograder kits --all
 
 grade: $(VENV)/.installed
 	$(PY) -m autograder sample-class

@@ -2,8 +2,9 @@
 
 1. The gradebook gets the assignment's source cells (nbgrader ``generate_assignment`` into a
    scratch release folder, so the committed ``exercises/`` is never touched).
-2. Pre-pass, in parallel (``workers`` threads, each with its own sandbox uid): read each
-   submission, sanitize it with nbgrader's own sanitize preprocessors, run it in the sandbox.
+2. Pre-pass, in parallel (``workers`` threads, each with its own sandbox slot): read each
+   submission, sanitize it with nbgrader's sanitize preprocessors (plus the course's repairs of
+   editor accidents), run it in the sandbox.
 3. For each submission in turn, nbgrader's ``autograde`` (whose ``SandboxedJudge`` picks up the
    pre-pass's run for that exact notebook) judges it and writes the gradebook: the only writer,
    so gradebook writes are serialized.  A submission that fails gets a one-line reason.
@@ -262,7 +263,8 @@ def write_feedback(config, assignment: str, who: list[str], whole_class: bool) -
             app.force = True
             result = capture_log(app)
         if not result["success"]:
-            raise RuntimeError(f"generate_feedback failed for {assignment}:\n{result['log'][-2000:]}")
+            raise RuntimeError(f"generate_feedback failed for {assignment}:\n"
+                               f"{(result.get('error') or '') + (result.get('log') or '')}"[-3000:])
 
 
 def _autograde_one(api, store: RunStore, assignment: str, student: str, notebooks: list[str],

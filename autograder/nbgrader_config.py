@@ -14,7 +14,7 @@ Autograding replaces nbgrader's in-kernel test execution with the sandboxed run 
 """
 import os
 
-from autograder.nbgrader_plugins import AUTOGRADE_PREPROCESSORS
+from autograder.nbgrader_plugins import AUTOGRADE_PREPROCESSORS, sanitize_preprocessors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -34,6 +34,7 @@ c.CourseDirectory.feedback_directory = "feedback"
 # SQLite by default; point this at PostgreSQL for a large course (see README).
 c.CourseDirectory.db_url = os.environ.get("BN_GRADEBOOK_URL", "sqlite:///" + os.path.join(ROOT, "gradebook.db"))
 
+c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
 # Every page nbconvert renders from a submission (feedback, formgrader's views) is sanitized:
 # student markdown and outputs may hold raw HTML, scripts or javascript: links.

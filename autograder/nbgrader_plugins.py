@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import html
 import json
 import threading
 
@@ -105,6 +106,76 @@ class SandboxedJudge(NbGraderPreprocessor):
         return nb, resources
 
 
+# ---- sanitizing: what honest editors do to a notebook ---------------------------------------
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _is_test(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+class DropDuplicateIds(NbGraderPreprocessor):
+    """A cell split in JupyterLab, or copied and pasted, keeps its nbgrader metadata, so one
+    grade_id appears twice. Keep the metadata on its first appearance and make every later copy a
+    plain cell (its code still runs). nbgrader's own DeduplicateIds leaves an empty ``nbgrader``
+    dict behind, which CheckCellMetadata then rejects: the student scored 0."""
+
+    def preprocess(self, nb, resources):
+        seen, copies = set(), resources.setdefault("copies_of", {})
+        for cell in nb.cells:
+            gid = _grade_id(cell)
+            if gid is None:
+                continue
+            if gid in seen:
+                del cell.metadata["nbgrader"]
+                copies[id(cell)] = gid  # RestoreCheckCells places checks after the last part
+            else:
+                seen.add(gid)
+        return nb, resources
+
+
+class RestoreCheckCells(NbGraderPreprocessor):
+    """Put every check cell where the assignment's source notebook has it: deleted ones come
+    back, moved ones go back (a check moved above its function would fail with NameError).
+    Each goes right after the nearest cell that precedes it in the source and is still in the
+    submission; OverwriteCells then restores its source from the gradebook as usual."""
+
+    def preprocess(self, nb, resources):
+        import nbformat
+        from nbgrader.coursedir import CourseDirectory
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        path = (coursedir.format_path(coursedir.source_directory, ".", info["assignment"])
+                + f"/{info['notebook']}.ipynb")
+        try:
+            source = nbformat.read(path, as_version=4)
+        except OSError:
+            return nb, resources  # no source to compare with: leave the order alone
+        cells = [c for c in nb.cells if not _is_test(c)]
+        copies = resources.get("copies_of", {})
+        position = {}  # grade_id -> the last cell holding (a part of) it
+        for c in cells:
+            gid = _grade_id(c) or copies.get(id(c))
+            if gid:
+                position[gid] = c
+        after = None
+        for cell in source.cells:
+            if _is_test(cell):
+                restored = nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata))
+                if nb.get("nbformat_minor", 5) < 5:
+                    del restored["id"]  # cell ids exist from nbformat 4.5 on
+                index = cells.index(after) + 1 if after is not None else len(cells)
+                cells.insert(index, restored)
+                after = restored
+            elif _grade_id(cell) in position:
+                after = position[_grade_id(cell)]
+        nb.cells = cells
+        return nb, resources
+
+
 def _copy_plain_outputs(nb, executed) -> None:
     """Copy outputs of non-test cells whose source is unchanged, keeping only safe output types."""
     if executed is None or len(getattr(executed, "cells", [])) != len(nb.cells):
@@ -129,8 +200,51 @@ def _copy_plain_outputs(nb, executed) -> None:
         cell.execution_count = ran.get("execution_count")
 
 
+class SanitizeMarkdown(NbGraderPreprocessor):
+    """Markdown cells become clean HTML in the autograded notebook, which is what feedback and
+    formgrader render. nbgrader's templates render markdown unsanitized (``sanitize_html`` does
+    not reach them), and a student's markdown may hold ``<script>``, event handlers,
+    ``javascript:`` links or SVG attachments."""
+
+    # What rendered markdown uses; anything else is shown as text. Links only to these schemes.
+    TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "b", "i", "code", "pre", "ul",
+            "ol", "li", "blockquote", "a", "table", "thead", "tbody", "tr", "td", "th", "br", "hr",
+            "span", "div", "sup", "sub", "del"}
+    ATTRIBUTES = {"*": ["id", "class"], "a": ["href", "title"], "td": ["align"], "th": ["align"]}
+    PROTOCOLS = {"http", "https", "mailto"}
+
+    def preprocess(self, nb, resources):
+        import bleach
+        from nbconvert.filters import markdown2html
+
+        def clean_html(text):
+            return bleach.clean(text, tags=self.TAGS, attributes=self.ATTRIBUTES,
+                                protocols=self.PROTOCOLS)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.pop("attachments", None)
+                try:
+                    clean = str(clean_html(markdown2html(cell.source)))
+                except Exception:  # markdown the renderer cannot take (e.g. a lost attachment)
+                    clean = f"<pre>{html.escape(cell.source)}</pre>"
+                # The templates render this as markdown once more: text the first pass left
+                # alone (an unsafe link it refused) must not become a link the second time.
+                cell.source = clean.replace("[", "&#91;").replace("]", "&#93;")
+            elif cell.cell_type == "raw":
+                cell.source = html.escape(cell.source)
+        return nb, resources
+
+
+def sanitize_preprocessors():
+    """nbgrader's sanitize step, with the two editor-accident repairs above."""
+    from nbgrader.preprocessors import ClearOutput, CheckCellMetadata, OverwriteCells, OverwriteKernelspec
+    return [ClearOutput, DropDuplicateIds, OverwriteKernelspec, RestoreCheckCells, OverwriteCells,
+            CheckCellMetadata]
+
+
 AUTOGRADE_PREPROCESSORS = [
     SandboxedJudge,
+    SanitizeMarkdown,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

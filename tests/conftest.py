@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import os
 import subprocess
 import sys
@@ -12,6 +14,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def visible_checks():
+    """The precomputed visible checks the notebooks' self-checks read (generated, git-ignored:
+    `make exercises` writes them too), fresh for this run."""
+    from autograder import kits
+    from autograder.cases import ASSIGNMENT_IDS
+    for assignment in ASSIGNMENT_IDS:
+        kits.write_visible(assignment, kits.VISIBLE)
 
 
 def run_cli(*args, env=None, timeout=1500) -> subprocess.CompletedProcess:
@@ -81,3 +93,103 @@ def built_book() -> Path:
                           cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     return REPO / "_build" / "html"
+
+
+# ---- grading as an ordinary user ------------------------------------------------------------
+
+TEST_USER = "bn-course-test"
+
+
+class Grader:
+    """Runs the instructor CLI as root (root mode) or as an ordinary user (user mode)."""
+
+    def __init__(self, mode: str, base: Path, course: Path, prefix: list[str], env: dict,
+                 owner: str | None):
+        self.mode, self.base, self.course, self.prefix, self.env, self.owner = \
+            mode, base, course, prefix, env, owner
+
+    def folder(self, name: str) -> Path:
+        """A fresh folder the grader can write to (the test user owns it in user mode)."""
+        path = Path(tempfile.mkdtemp(prefix=name + "-", dir=self.base))
+        path.mkdir(parents=True, exist_ok=True)
+        if self.owner:
+            subprocess.run(["chown", "-R", self.owner, str(path)], check=True)
+            path.chmod(0o755)
+        return path
+
+    def own(self, path: Path) -> None:
+        if self.owner:
+            subprocess.run(["chown", "-R", self.owner, str(path)], check=True)
+
+    def popen(self, *args, env=None, **kw) -> subprocess.Popen:
+        full = {**self.env, **(env or {})}
+        return subprocess.Popen([*self.prefix, "env", *(f"{k}={v}" for k, v in full.items()),
+                                 self.python, "-m", "autograder", *args], cwd=self.course,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+    def run(self, *args, env=None, timeout=1500) -> subprocess.CompletedProcess:
+        proc = self.popen(*args, env=env)
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _user_grader(tmp: Path) -> Grader:
+    """The course, graded by an unprivileged user with its own venv (Debian's python3 plus the
+    course venv's packages through a .pth: the course venv's own python may live where the user
+    cannot reach, e.g. under /root)."""
+    if subprocess.run(["id", TEST_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", TEST_USER], check=True)
+    base = Path("/usr/bin/python3")
+    if not base.exists():
+        pytest.fail("user-mode tests need Debian's /usr/bin/python3 (apt-get install python3-venv)")
+    tmp.chmod(0o755)
+    venv = tmp / "venv"
+    done = subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True)
+    assert done.returncode == 0, f"apt-get install python3-venv: {done.stderr[-500:]}"
+    site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import sysconfig
+    Path(site, "course-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    alembic = venv / "bin" / "alembic"
+    alembic.write_text(f"#!{venv / 'bin' / 'python'}\nfrom alembic.config import main\nmain()\n")
+    alembic.chmod(0o755)
+    course = tmp / "course"
+    shutil.copytree(REPO, course, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "_build", "__pycache__", ".pytest_cache", "submitted", "autograded",
+        "feedback", "gradebook.db"))
+    subprocess.run(["chown", "-R", TEST_USER, str(tmp)], check=True)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp), "PYTHONUNBUFFERED": "1",
+           "TMPDIR": str(tmp), "JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
+    grader = Grader("user", tmp, course, ["runuser", "-u", TEST_USER, "--"], env, TEST_USER)
+    grader.python = str(venv / "bin" / "python")
+    return grader
+
+
+def graders() -> list[str]:
+    """Modes to test: both when the suite runs as root (CI), user mode otherwise."""
+    return ["root", "user"] if os.geteuid() == 0 else ["user"]
+
+
+@pytest.fixture(scope="session")
+def grader_for(tmp_path_factory):
+    made, outside = {}, []
+
+    def get(mode: str) -> Grader:
+        if mode not in made:
+            tmp = tmp_path_factory.mktemp(f"grader-{mode}")
+            if mode == "user" and os.geteuid() == 0:
+                # pytest's own temp folder is private to root: the test user works elsewhere.
+                outside.append(Path(tempfile.mkdtemp(prefix="bncourse-usertest-")))
+                made[mode] = _user_grader(outside[-1])
+            else:
+                tmp.chmod(0o755)
+                g = Grader(mode, tmp, REPO, [], {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                                            "HOME": os.environ.get("HOME", "/tmp"),
+                                            "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)}, None)
+                g.python = sys.executable
+                made[mode] = g
+        return made[mode]
+    yield get
+    for path in outside:
+        shutil.rmtree(path, ignore_errors=True)

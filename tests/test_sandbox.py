@@ -7,14 +7,52 @@ from autograder import sandbox
 def test_private_tmp_is_mounted_before_a_course_that_lives_under_tmp(monkeypatch):
     """A checkout (and its venv) under /tmp must stay visible inside the sandbox."""
     monkeypatch.setattr(sandbox, "_python_roots", lambda: [Path("/tmp/ci-clone/.venv")])
-    args = sandbox._bwrap_args(Path("/tmp/course"), Path("/tmp/job"), 0)
+    args = sandbox._bwrap_args("root", Path("/tmp/course"), Path("/tmp/job"), 0)
     tmpfs = max(i for i, a in enumerate(args) if a == "--tmpfs" and args[i + 1] == "/tmp")
     venv = args.index("/tmp/ci-clone/.venv")
     assert tmpfs < venv
 
 
 def test_student_code_runs_unprivileged_and_offline():
-    args = sandbox._bwrap_args(None, None, 3)
-    assert "--unshare-net" in args and "--unshare-pid" in args and "--die-with-parent" in args
-    assert f"--reuid={sandbox.FIRST_UID + 3}" in args and "--bounding-set=-all" in args
-    assert not any(a.endswith("/solutions") or a.endswith("gradebook.db") for a in args)
+    for mode in ("root", "user"):
+        args = sandbox._bwrap_args(mode, None, None, 3)
+        assert "--unshare-net" in args and "--unshare-pid" in args and "--die-with-parent" in args
+        assert not any(a.endswith("/solutions") or a.endswith("gradebook.db") for a in args)
+    root = sandbox._bwrap_args("root", None, None, 3)
+    assert f"--reuid={sandbox.FIRST_UID + 3}" in root and "--bounding-set=-all" in root
+    user = sandbox._bwrap_args("user", None, None, 3)
+    assert "--unshare-user" in user and "--disable-userns" in user and "ALL" in user
+
+
+def test_only_the_student_side_is_staged(tmp_path):
+    """What runs beside student code is what a kit ships: no reference, cases, judge, samples."""
+    staged = sandbox.stage_course(tmp_path / "course")
+    names = {str(p.relative_to(staged)) for p in staged.rglob("*.py")}
+    assert names >= {"autograder/__init__.py", "autograder/student/selfcheck.py",
+                     "autograder/student/runner.py", "torch/__init__.py"}
+    assert not any(n.startswith(("autograder/cases", "autograder/samples")) for n in names)
+    assert not {"autograder/reference.py", "autograder/judge.py", "autograder/checks.py"} & names
+
+
+def test_job_reader_refuses_special_files_and_symlinks(tmp_path):
+    """Everything the grader reads from a sandbox's job folder goes through JobReader."""
+    import os
+    import socket
+    import pytest
+    (tmp_path / "ok.json").write_text("{}")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    (tmp_path / "dirlink").symlink_to("/etc")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    with open(tmp_path / "sparse", "wb") as f:
+        f.truncate(1 << 40)
+    reader = sandbox.JobReader(str(tmp_path))
+    assert reader.read("ok.json", 10) == b"{}"
+    for name in ("fifo", "link", "sock", "sparse", "dirlink/passwd", "../etc/passwd"):
+        with pytest.raises(sandbox.Unsafe):
+            reader.read(name, 1 << 20)
+    with pytest.raises(sandbox.Unsafe):
+        reader.read("ok.json", 1)
+    with pytest.raises(FileNotFoundError):
+        reader.read("missing.json", 10)

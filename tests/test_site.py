@@ -180,23 +180,42 @@ def test_chapter_numbers_its_equations_and_ends_with_the_exercise(built_book, as
     assert last.startswith("Exercise"), headings[-3:]
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
-def test_exercise_download_serves_the_student_notebook(browser, server, assignment, tmp_path):
+def _download(browser, server, assignment: str, suffix: str, dest: Path) -> Path:
+    """Click the chapter page's download link whose target ends in ``suffix``; save the file."""
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     page.goto(f"{server}book/{assignment}.html")
-    link = page.locator(f'a.download[href$="{assignment}.ipynb"]')
+    link = page.locator(f'a.download[href$="{assignment}{suffix}"]')
     assert link.count() == 1
     with page.expect_download() as info:
         link.click()
-    saved = tmp_path / f"{assignment}.ipynb"
+    saved = dest / f"{assignment}{suffix}"
     info.value.save_as(saved)
     context.close()
+    return saved
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_exercise_download_serves_the_student_notebook(browser, server, assignment, tmp_path):
+    saved = _download(browser, server, assignment, ".ipynb", tmp_path)
     nb = nbformat.read(saved, as_version=4)
     nbformat.validate(nb)
     text = saved.read_text()
     assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
     assert text == (REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_exercise_kit_link_downloads_the_kit(browser, server, assignment, tmp_path):
+    """A student on the chapter page clicks the kit link and gets <assignment>.zip: one folder
+    with the release notebook, a NumPy-only requirements file and the precomputed checks."""
+    import zipfile
+    with zipfile.ZipFile(_download(browser, server, assignment, ".zip", tmp_path)) as z:
+        names = set(z.namelist())
+        notebook = z.read(f"{assignment}/{assignment}.ipynb").decode()
+    assert {f"{assignment}/requirements.txt",
+            f"{assignment}/autograder/student/visible/{assignment}.json"} <= names
+    assert notebook == (REPO / "exercises" / assignment / f"{assignment}.ipynb").read_text()
 
 
 def test_search_works_offline(browser, server):

@@ -138,7 +138,7 @@ def _staged_variant(gamma_in_dxhat=True, ds_sign=-1.0, sqrt_chain="divide", seco
 
 _STAGED_MISTAKES = (
     Mistake("mean term of dx missing",
-            "x feeds the mean as well as xc: add the mean's share, dx = dxc + dmu / N",
+            "x feeds the mean as well as xc: add the share that flows back through the mean (dmu, spread over the N rows)",
             _staged_variant(mean_branch=False)),
     Mistake("variance term of dx missing",
             "xc is read twice, by x_hat and by the variance: add its second contribution, "
@@ -155,7 +155,7 @@ _STAGED_MISTAKES = (
             "not 2 * xc / (N - 1)",
             _staged_variant(divisor="N-1")),
     Mistake("gamma missing from dx_hat",
-            "y = gamma * x_hat + beta, so dx_hat = gamma * dout before anything flows back to x",
+            "y = gamma * x_hat + beta: the gradient reaching x_hat is scaled by gamma before anything flows back to x",
             _staged_variant(gamma_in_dxhat=False)),
     Mistake("dgamma/dbeta averaged over the batch",
             "gamma and beta are shared by all N rows: their gradients are SUMS over the batch, "
@@ -284,7 +284,7 @@ def _fc_cases():
         Case("N=2, D=3", _inputs((2, 3)), hidden=True, hint=_GRADCHECK),
         Case("N=200, D=1, large dout", _inputs((200, 1), dout_scale=1e3), hidden=True,
              hint=_GRADCHECK),
-        Case("a constant feature", _inputs((12, 5), constant_feature=True), hidden=True,
+        Case("one constant column of 5", _inputs((12, 5), constant_feature=True), hidden=True,
              hint=_CONSTANT),
     )
 
@@ -319,7 +319,7 @@ CHECKS = [
                  hint=_GRADCHECK),
             Case("N=2, C=1, H=1, W=3", _inputs((2, 1, 1, 3)), hidden=True, hint=_GRADCHECK),
             Case("H=W=1", _inputs((9, 4, 1, 1)), hidden=True, hint=_GRADCHECK),
-            Case("a constant channel", _inputs((3, 4, 2, 2), constant_feature=True), hidden=True,
+            Case("one constant channel of 4", _inputs((3, 4, 2, 2), constant_feature=True), hidden=True,
                  hint=_CONSTANT),
         ),
         mistakes=_SPATIAL_MISTAKES,

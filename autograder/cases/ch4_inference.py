@@ -210,7 +210,7 @@ _LAYER = Check(
         Case("N=1 image of 3x3 in training, momentum 0.3",
              _script_inputs((1, 4, 3, 3), "ttte", momentum=0.3, eval_n=2), hidden=True),
         Case("eval before any training", _script_inputs((5, 3), "ettte"), hidden=True),
-        Case("a constant channel", _script_inputs((7, 4), "tttet", constant_channel=True),
+        Case("one constant channel, script tttet", _script_inputs((7, 4), "tttet", constant_channel=True),
              hidden=True, hint="a constant channel has variance 0: sqrt(0 + eps), never NaN"),
         Case("Keras layer from the middle of training, 12 steps",
              _script_inputs((4, 6, 2, 2), "tttttettttte", keras={"momentum": 0.9, "epsilon": 1e-2},
@@ -224,8 +224,7 @@ _LAYER = Check(
 
 # ---- train_bn_mlp: the capstone ---------------------------------------------------------
 
-MLP_PARAMS = ("W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3")
-MLP_BUFFERS = ("running_mean1", "running_var1", "running_mean2", "running_var2")
+from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS  # noqa: E402
 MLP_RETURNS = ("loss",) + MLP_PARAMS + MLP_BUFFERS + ("scores",)
 
 

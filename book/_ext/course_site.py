@@ -5,6 +5,10 @@ Offline: nothing in a page points at a CDN.
 * sphinx-thebe (added by Jupyter Book whether or not launch buttons are on) writes an unpkg URL
   into every page; the course has no live-code buttons, so its scripts are dropped.
 
+Student kits  Each chapter's Exercise section links ``/_build/kits/<assignment>.zip`` with the
+``{download}`` role; the kits are built (``autograder.kits``) when the build starts, so any way
+of building the book serves kits that match ``exercises/``.
+
 MathJax  The files are copied into ``_static/mathjax`` after the
 build rather than added to ``html_static_path``: Jupyter Book 1 would inject every ``.js`` found
 in a static path into every page.
@@ -16,6 +20,11 @@ from pathlib import Path
 def _es5_dir() -> Path:
     import mathjax  # the django-static-mathjax wheel's package: static files only
     return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def _build_kits(app):
+    from autograder import kits
+    kits.build_all(Path(app.srcdir) / "_build" / "kits")
 
 
 def _configure(app, config):
@@ -52,6 +61,7 @@ def _drop_thebe(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.connect("config-inited", _configure, priority=900)
+    app.connect("builder-inited", _build_kits)
     app.connect("html-page-context", _drop_thebe)
     app.connect("build-finished", _copy)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
