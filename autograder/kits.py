@@ -10,6 +10,7 @@
     autograder/student/visible/<assignment>.json|.npz
                                        the visible cases, the torch reference's values on them and
                                        what each known mistake returns, precomputed here
+    autograder/student/visible/digits.npz   the 8x8 digits (from scikit-learn), for ungraded cells
 
 so that the notebook's ``check(...)`` lines work with NumPy alone.  Hidden cases, the reference,
 the case tables and solutions never enter a kit; ``tests/test_kits.py`` scans every kit for them.
@@ -19,6 +20,8 @@ from __future__ import annotations
 import shutil
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from autograder.student import recording
 
@@ -55,11 +58,23 @@ def student_files() -> list[Path]:
     return [PACKAGE / "__init__.py", *sorted(STUDENT.glob("*.py"))]
 
 
+def write_digits(dest: Path) -> Path:
+    """scikit-learn's bundled digits as ``dest/digits.npz`` (see ``autograder.student.given``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "digits.npz"
+    if not path.exists():
+        from sklearn.datasets import load_digits
+        digits = load_digits()
+        np.savez_compressed(path, data=digits.data.astype(np.uint8), target=digits.target.astype(np.uint8))
+    return path
+
+
 def write_visible(assignment: str, dest: Path) -> Path:
-    """Precompute ``assignment``'s visible cases into ``dest/<assignment>.json|.npz``."""
+    """Precompute ``assignment``'s visible cases into ``dest/<assignment>.json|.npz``, next to
+    the digits the exercises' ungraded cells use (``autograder.student.given.load_digits``)."""
     from autograder import checks
     from autograder.cases import ASSIGNMENTS
-    dest.mkdir(parents=True, exist_ok=True)
+    write_digits(dest)
     stem = dest / assignment
     recording.save(str(stem), checks.visible_data(ASSIGNMENTS[assignment]))
     return stem

@@ -431,12 +431,14 @@ def _mounts_below(path: Path) -> list[str]:
 
 
 def stage_course(dest: Path) -> Path:
-    """The student side of ``autograder`` (and nothing else of it) and a torch stub."""
-    from autograder.kits import student_files
+    """The student side of ``autograder`` (and nothing else of it: no precomputed checks, only
+    the digits the exercises' ungraded cells load) and a torch stub."""
+    from autograder.kits import student_files, write_digits
     for src in student_files():
         target = dest / "autograder" / src.relative_to(PACKAGE)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
+    write_digits(dest / "autograder" / "student" / "visible")  # what ungraded cells load
     (dest / "torch").mkdir(parents=True, exist_ok=True)
     (dest / "torch" / "__init__.py").write_text(
         'raise ImportError("torch is not available while grading: the exercises are NumPy only")\n')
