@@ -15,7 +15,7 @@ import os
 from typing import Callable
 
 from autograder.student import recording
-from autograder.student.verdict import CaseSpec, FunctionSpec, Known, Result, decide, run_case
+from autograder.student.verdict import CaseSpec, FunctionSpec, Known, decide, run_case
 
 VISIBLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "visible")
 
