@@ -160,7 +160,7 @@ _STAGED_MISTAKES = (
             "node passes dxc on)",
             _staged_variant(second_branch=False)),
     Mistake("sign of ds flipped",
-            "the reciprocal node r = 1/s decreases as s grows: its local derivative is negative",
+            "the reciprocal node, one over s, decreases as s grows: its local derivative is negative",
             _staged_variant(ds_sign=1.0)),
     Mistake("square-root derivative inverted",
             "the square-root node's local derivative is one over twice its output, not twice its "
@@ -280,7 +280,7 @@ _DX_MISTAKES = (
             _variant(var_divisor="N-1")),
     Mistake("unbiased std recomputed",
             "the cache already holds std and x_hat of the biased variance: recomputing them with "
-            "ddof=1 normalizes differently from the forward pass",
+            "the unbiased variance normalizes differently from the forward pass",
             _variant(recompute_unbiased=True)),
     Mistake("unbiased variance throughout",
             "that is the gradient of a forward pass that divides by N-1; this layer's forward "
@@ -317,8 +317,8 @@ _SPATIAL_MISTAKES = _DX_MISTAKES + (
             "position 1 when restoring (N, C, H, W)",
             _variant(dx_layout="reshape")),
     Mistake("count N instead of N*H*W",
-            "a channel's mean and variance average M = N*H*W values, so the means in dx divide by "
-            "M, not by the batch size N",
+            "a channel's mean and variance average all N*H*W values of the channel, so the means "
+            "in dx divide by that count, not by the batch size N",
             _variant(count="N")),
     Mistake("dgamma/dbeta not summed over H and W",
             "gamma_c is shared by every position of channel c in every sample: its gradient sums "
@@ -328,8 +328,8 @@ _SPATIAL_MISTAKES = _DX_MISTAKES + (
 
 _GRADCHECK = "compare each of dx, dgamma, dbeta with a centered-difference numerical gradient"
 # A feature with zero variance has std = sqrt(eps): a 1e-5 mistake is magnified ~300 times.
-_CONSTANT = ("a constant feature has var = 0 and x_hat = 0 but std = sqrt(eps): use the cached "
-             "std (which includes eps), never sqrt(var)")
+_CONSTANT = ("a constant feature has zero variance and x_hat 0, but its std is sqrt(eps), not 0: "
+             "the cached std includes eps; a std recomputed without it divides by zero")
 
 
 def _fc_cases():
