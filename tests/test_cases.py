@@ -1,4 +1,6 @@
 """The case tables themselves: plain inputs, real mistakes, and parts that only their method passes."""
+import re
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,88 @@ def test_staged_reference_agrees_with_batch_norm_autograd():
     dxh, dvar, dmu = staged[3:]
     np.testing.assert_allclose(dxh, gamma * dout)
     np.testing.assert_allclose(dmu, -(dxh / np.sqrt(x.var(0) + 1e-5)).sum(0), rtol=1e-10, atol=1e-12)
+
+
+# ---- chapters 3 and 5: root cause first, rectangular cases, hints that do not answer ----------
+
+CH3_CH5 = [(a, c) for a in ("ch3_backward", "ch5_alternatives") for c in ASSIGNMENTS[a]]
+BACKWARD = [(a, c) for a, c in CH3_CH5 if "dx" in c.compared]
+
+
+@pytest.mark.parametrize("assignment,check", BACKWARD, ids=_ids)
+def test_parameter_gradients_are_compared_before_dx(assignment, check):
+    """A slip in dgamma or dbeta that dx reuses is reported where it starts, not in dx."""
+    assert check.compared.index("dbeta") < check.compared.index("dx")
+    assert check.compared.index("dgamma") < check.compared.index("dx")
+
+
+def test_averaged_dgamma_reused_in_dx_is_named_at_dbeta():
+    ns = solution_namespace("ch3_backward")
+
+    def averaged(dout, cache):
+        x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+        n = dout.shape[0]
+        db, dg = dout.mean(axis=0), (dout * x_hat).mean(axis=0)
+        return (gamma * inv_std / n) * (n * dout - db - x_hat * dg), dg, db
+    check = checks.find("batchnorm_backward_alt")
+    verdict = checks.verdict_for_function(check, averaged, check.cases[:1])
+    assert "`dbeta` differs" in verdict.message
+    assert "dgamma/dbeta averaged over the batch" in verdict.message
+    assert checks.verdict_for_function(check, ns["batchnorm_backward_alt"]).passed
+
+
+def _array_shapes(value):
+    if isinstance(value, np.ndarray):
+        yield value.shape
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _array_shapes(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _array_shapes(v)
+
+
+@pytest.mark.parametrize("assignment,check", CH3_CH5, ids=_ids)
+def test_visible_inputs_are_rectangular(assignment, check):
+    """No visible input with two equal axes (other than 1): a swapped axis must show."""
+    for case in check.cases:
+        if case.hidden:
+            continue
+        for shape in _array_shapes(checks.case_inputs(check, case)):
+            sizes = [d for d in shape if d > 1]
+            assert len(sizes) == len(set(sizes)), f"{case.name}: input of shape {shape}"
+
+
+CODE = re.compile(r"np\.|\w\(.*\)\s*[-+*/]?=|\b\w+\s*[-+*/]?=\s*\w|\.reshape\(|\.transpose\(|"
+                  r"axis\s*=|keepdims|\.sum\(|\.mean\(|\*\*")
+
+
+@pytest.mark.parametrize("assignment,check", CH3_CH5, ids=_ids)
+def test_hints_name_the_mistake_without_solution_code(assignment, check):
+    hints = [m.hint for m in check.mistakes] + [c.hint for c in check.cases if c.hint]
+    for hint in hints:
+        assert hint and not CODE.search(hint), hint
+
+
+def test_hint_scan_can_fail():
+    for line in ("dxc += 2 * xc * dvar / N", "use np.clip(r, 1 / r_max, r_max)",
+                 "dout.transpose(0, 2, 3, 1).reshape(-1, C)", "reduce over axis=1",
+                 "ds = -dr / s**2"):
+        assert CODE.search(line), line
+
+
+def test_gamma_outside_the_means_is_right_only_for_batch_norm():
+    """Chapter 5's point, on the graded layers: batch norm's compact form with gamma outside the
+    set means is layer norm's gradient only where gamma is constant on each row."""
+    from autograder.cases import ch5_alternatives as T
+    check = checks.find("layernorm_backward")
+    case = check.cases[0]
+    inputs = checks.case_inputs(check, case)
+    outside = T._ln_backward_variant(gamma_outside=True)
+    assert not np.allclose(outside(inputs)[2], checks.expected_outputs(check, case)[2])
+    x, gamma, beta, eps = inputs["cache"]
+    flat = {**inputs, "cache": (x, np.full_like(gamma, 1.7), beta, eps)}
+    np.testing.assert_allclose(outside(flat)[2], check.reference(flat)[2], rtol=1e-10, atol=1e-12)
 
 
 # ---- chapter 4: two torch implementations of the same thing agree -------------------------

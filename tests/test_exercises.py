@@ -1,5 +1,6 @@
 """exercises/ is exactly what nbgrader generates from solutions/ today, and it leaks nothing."""
 import json
+import re
 import subprocess
 import sys
 
@@ -74,3 +75,54 @@ def test_blank_release_self_check_names_the_stub(assignment):
     errors = [o for o in first.outputs if o.output_type == "error"]
     assert errors and errors[0].ename == "AssertionError", first.outputs
     assert f"{function} is not implemented yet" in errors[0].evalue
+
+
+@pytest.mark.parametrize("assignment", ["ch3_backward", "ch5_alternatives"])
+def test_blank_release_reaches_every_check(assignment):
+    """Run All on the blank release: no given cell raises because a stub is still blank, so every
+    check cell runs and reports its function as not implemented (whether check() raises or
+    prints, which the checks API decides)."""
+    from nbclient import NotebookClient
+    folder = REPO / "exercises" / assignment
+    nb = nbformat.read(folder / f"{assignment}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    checks_seen = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if cell.source.startswith("check("):
+            checks_seen += 1
+            said = "".join(o.get("text", "") for o in cell.outputs) + "".join(
+                o.evalue for o in errors)
+            assert "is not implemented yet" in said, (cell.source, said)
+        else:
+            assert not errors, (cell.source[:80], errors[0].ename, errors[0].evalue)
+    assert checks_seen == sum(1 for c in nb.cells if c.source.startswith("check("))
+
+
+def test_ch3_part0_stubs_return_their_cache():
+    """The release's forward stubs end as Exercise 2's did: `return out, cache` after the blank."""
+    nb = nbformat.read(REPO / "exercises" / "ch3_backward" / "ch3_backward.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "forward_with_cache")
+    assert cell.source.count("raise NotImplementedError()") == 2
+    assert cell.source.count("    return out, cache") == 2
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "provided `spatial_batchnorm_forward`" not in text
+
+
+def test_ch5_backward_parts_point_to_the_chapters_derivation():
+    """Chapter 5 derives the backward pass for any sets S_i; the notebook's backward parts send
+    the student there and give no gradient formula of their own."""
+    chapter = (REPO / "book" / "ch5_alternatives.md").read_text()
+    for label in ("(ch5-backward-sets)=", ":label: eq-ch5-backward\n", ":label: eq-ch5-backward-params"):
+        assert label in chapter, label
+    title = re.search(r"\(ch5-backward-sets\)=\n## (.+)", chapter).group(1)
+    nb = nbformat.read(REPO / "solutions" / "ch5_alternatives" / "ch5_alternatives.ipynb", as_version=4)
+    parts = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells}
+    assert "any sets $S_i$" in title
+    for part in ("part1b", "part2b", "part3b"):
+        text = parts[part]
+        assert "any sets $S_i$" in text or "same derivation" in text, part
+        assert "$$" not in text and "dx =" not in text and ".mean(" not in text, part

@@ -124,3 +124,33 @@ def spatial_batchnorm_backward(dout, cache):
         "batchnorm_backward", ("dbeta = dout.sum(axis=0)", "dbeta = dout.mean(axis=0)"),
         ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).mean(axis=0)"))),
 ]
+
+# Wrong turns in the local derivatives the student now derives (chapter 3 works only the output
+# node and the product node x_hat = xc * r), and in the per-channel transfer.
+BUGS += [
+    Bug("variance-mean-share-missing", "batchnorm_backward", "1/N of the variance node missing", _edited(
+        "batchnorm_backward", ("dxc = dxc + 2.0 * xc * dvar / N", "dxc = dxc + 2.0 * xc * dvar"))),
+    Bug("square-factor-missing", "batchnorm_backward", "factor 2 of the square missing", _edited(
+        "batchnorm_backward", ("dxc = dxc + 2.0 * xc * dvar / N", "dxc = dxc + xc * dvar / N"))),
+    Bug("dmu-sign-flipped", "batchnorm_backward", "sign of dmu flipped", _edited(
+        "batchnorm_backward", ("dmu = -dxc.sum(axis=0)", "dmu = dxc.sum(axis=0)"))),
+    Bug("dmu-not-spread", "batchnorm_backward", "dmu not spread over the N rows", _edited(
+        "batchnorm_backward", ("dx = dxc + dmu / N", "dx = dxc + dmu"))),
+    Bug("averaged-dgamma-reused", "batchnorm_backward_alt", "dgamma/dbeta averaged over the batch", _edited(
+        "batchnorm_backward_alt", ("dbeta = dout.sum(axis=0)", "dbeta = dout.mean(axis=0)"),
+        ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).mean(axis=0)"))),
+    Bug("spatial-count-n", "spatial_batchnorm_backward", "count N instead of N*H*W", _edited(
+        "spatial_batchnorm_backward", ("M = dy.shape[0]", "M = N"))),
+    Bug("spatial-params-per-position", "spatial_batchnorm_backward",
+        "dgamma/dbeta not summed over H and W", '''\
+def spatial_batchnorm_backward(dout, cache):
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    N, C, H, W = dout.shape
+    dy = dout.transpose(0, 2, 3, 1).reshape(-1, C)
+    M = dy.shape[0]
+    dx = (gamma * inv_std / M) * (M * dy - dy.sum(axis=0) - x_hat * (dy * x_hat).sum(axis=0))
+    x_hat4 = x_hat.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * x_hat4).sum(axis=0)
+    return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta'''),
+]

@@ -176,3 +176,16 @@ def batch_renorm_backward(dout, cache):
         _edited("batch_renorm_backward", ("dx = (dx_b - dx_b.mean(axis=0) - x_b * (dx_b * x_b).mean(axis=0)) / sigma_b",
                                           "dx = dx_b / sigma_b"))),
 ]
+
+# Batch norm's compact form taken over as is: gamma pulled out of the means over the set, which
+# is right only when one gamma covers the whole set (chapter 5, "The backward pass, for any sets").
+BUGS += [
+    Bug("layernorm-gamma-outside-means", "layernorm_backward", "gamma taken out of the row means", _edited(
+        "layernorm_backward", ("dx_hat = gamma * dout", "dx_hat = dout"),
+        ("keepdims=True)) / std", "keepdims=True)) * gamma / std"))),
+    Bug("groupnorm-gamma-outside-means", "groupnorm_backward", "gamma taken out of the group means", _edited(
+        "groupnorm_backward",
+        ("dx_hat = (gamma.reshape(1, C, 1, 1) * dout).reshape(N, G, C // G, H, W)",
+         "dx_hat = dout.reshape(N, G, C // G, H, W)"),
+        ("dx = dx.reshape(N, C, H, W)", "dx = dx.reshape(N, C, H, W) * gamma.reshape(1, C, 1, 1)"))),
+]
