@@ -324,15 +324,17 @@ CHECKS.append(Check(
     reference=_layers_reference,
     protocol="layer_list",
     cases=(
+        # First: a list that still runs when a folded conv loses its settings, so that mistake
+        # is named from the output's shape rather than by a failure further down the list.
+        Case("conv(stride 2) BN ReLU BN grouped conv (a BN after a ReLU)",
+             _layers_inputs((3, 4, 9, 7), [
+                 (_CONV, 6, (3, 2), {"stride": 2, "padding": 1}), ("bn",), ("relu",), ("bn",),
+                 (_CONV, 4, (1, 3), {"groups": 2, "bias": False})])),
         Case("conv(stride 2, no bias) BN ReLU conv(dilation 2) BN flatten linear BN",
              _layers_inputs((2, 3, 11, 9), [
                  (_CONV, 4, (3, 2), {"stride": 2, "padding": 1, "bias": False}), ("bn",), ("relu",),
                  (_CONV, 5, (2, 3), {"padding": 2, "dilation": 2}), ("bn",), ("flatten",),
                  ("linear", 6, True), ("bn",)])),
-        Case("grouped conv BN ReLU BN conv (a BN after a ReLU)",
-             _layers_inputs((3, 4, 7, 5), [
-                 (_CONV, 6, (3, 1), {"groups": 2, "padding": 1}), ("bn",), ("relu",), ("bn",),
-                 (_CONV, 2, (1, 3), {"bias": False})])),
         Case("BN linear BN ReLU linear(no bias) BN linear",
              _layers_inputs((5, 7), [("bn",), ("linear", 4, True), ("bn",), ("relu",),
                                      ("linear", 3, False), ("bn",), ("linear", 2, True)])),
