@@ -238,10 +238,10 @@ CHECKS.append(Check(
     cases=(
         Case("3 sequences, 6 steps, 4 features, padding holds zeros",
              _masked_inputs(3, 6, 4, lengths=[6, 4, 1])),
+        Case("an empty sequence, a constant feature, stale values in the padding",
+             _masked_inputs(4, 3, 5, lengths=[3, 0, 2, 1], pad="garbage", constant_feature=1)),
         Case("4 sequences, 5 steps, 2 features, padding holds +-inf",
              _masked_inputs(4, 5, 2, lengths=[5, 2, 3, 1], pad="inf")),
-        Case("an empty sequence and a constant feature",
-             _masked_inputs(4, 3, 5, lengths=[3, 0, 2, 1], pad="garbage", constant_feature=1)),
         Case("random lengths, 16x20x8", _masked_inputs(16, 20, 8, pad="garbage"), hidden=True),
         Case("padding at the start (left-padded)",
              _masked_inputs(3, 7, 2, lengths=[4, 7, 2], start=[3, 0, 5], pad="inf"), hidden=True),
