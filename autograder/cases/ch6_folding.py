@@ -329,10 +329,10 @@ CHECKS.append(Check(
         Case("conv(stride 2) BN ReLU BN grouped conv (a BN after a ReLU)",
              _layers_inputs((3, 4, 9, 7), [
                  (_CONV, 6, (3, 2), {"stride": 2, "padding": 1}), ("bn",), ("relu",), ("bn",),
-                 (_CONV, 4, (1, 3), {"groups": 2, "bias": False})])),
+                 (_CONV, 4, (1, 2), {"groups": 2, "bias": False})])),
         Case("conv(stride 2, no bias) BN ReLU conv(dilation 2) BN flatten linear BN",
              _layers_inputs((2, 3, 11, 9), [
-                 (_CONV, 4, (3, 2), {"stride": 2, "padding": 1, "bias": False}), ("bn",), ("relu",),
+                 (_CONV, 4, (2, 5), {"stride": 2, "padding": 1, "bias": False}), ("bn",), ("relu",),
                  (_CONV, 5, (2, 3), {"padding": 2, "dilation": 2}), ("bn",), ("flatten",),
                  ("linear", 6, True), ("bn",)])),
         Case("BN linear BN ReLU linear(no bias) BN linear",
