@@ -356,3 +356,105 @@ def conv_bn_eval(x, w, b, gamma, beta, running_mean, running_var, eps=1e-5, padd
 
 def conv2d(x, w, b, padding=1):
     return numpy(F.conv2d(tensor(x), tensor(w), _optional(b), padding=padding))
+
+
+# ---- issue 15: ch2's masked batch, ch6's layer lists and BN before a convolution ------------
+
+def masked_batchnorm_forward(x, mask, gamma, beta, eps=1e-5):
+    """BN of a padded batch of sequences: x (N, T, D), mask (N, T) True at valid positions.
+
+    Statistics per feature over the valid positions only (torch's own batch_norm on them);
+    padded positions of the output are 0, whatever x holds there (inf included); with no
+    valid position at all the output is all zeros.
+    """
+    xt = tensor(x)
+    m = torch.as_tensor(np.asarray(mask, dtype=bool), device=DEVICE)
+    out = torch.zeros_like(xt)
+    valid = xt[m]                                   # (M, D)
+    if valid.shape[0] >= 2:
+        out[m] = F.batch_norm(valid, None, None, tensor(gamma), tensor(beta), training=True,
+                              momentum=0.0, eps=eps)
+    elif valid.shape[0] == 1:                       # batch_norm refuses one value; x_hat is 0
+        out[m] = tensor(beta)[None, :]
+    return numpy(out)
+
+
+def conv2d_general(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, pad_value=None):
+    """torch's conv2d; ``pad_value`` (C_in,) pads each input channel with its own constant."""
+    xt = tensor(x)
+    if pad_value is not None and padding:
+        p = int(padding)
+        n, c, h, wd = xt.shape
+        padded = tensor(pad_value).reshape(1, c, 1, 1).expand(n, c, h + 2 * p, wd + 2 * p).clone()
+        padded[:, :, p:p + h, p:p + wd] = xt
+        xt, padding = padded, 0
+    return numpy(F.conv2d(xt, tensor(w), _optional(b), stride=stride, padding=padding,
+                          dilation=dilation, groups=groups))
+
+
+def run_layers(layers, x):
+    """Evaluate a ch6 layer list (dicts: conv, linear, bn (eval mode), relu, flatten) on x."""
+    h = tensor(x)
+    for layer in layers:
+        kind = layer["kind"]
+        if kind == "conv":
+            h = tensor(conv2d_general(numpy(h), layer["w"], layer.get("b"), layer.get("stride", 1),
+                                      layer.get("padding", 0), layer.get("dilation", 1),
+                                      layer.get("groups", 1), layer.get("pad_value")))
+        elif kind == "linear":
+            h = F.linear(h, tensor(layer["w"]), _optional(layer.get("b")))
+        elif kind == "bn":
+            h = F.batch_norm(h, tensor(layer["running_mean"]), tensor(layer["running_var"]),
+                             tensor(layer["gamma"]), tensor(layer["beta"]), training=False,
+                             eps=layer["eps"])
+        elif kind == "relu":
+            h = F.relu(h)
+        elif kind == "flatten":
+            h = torch.flatten(h, start_dim=1)
+        else:
+            raise ValueError(f"unknown layer kind {kind!r}")
+    return numpy(h)
+
+
+def fold_layers(layers):
+    """A new list in which no BN directly follows a conv or linear layer: each such BN is folded
+    into the layer before it (torch.nn.utils.fusion), which keeps its other settings and gets a
+    bias; every other layer is copied unchanged."""
+    out = []
+    for layer in layers:
+        prev = out[-1] if out else None
+        if layer["kind"] == "bn" and prev is not None and prev["kind"] in ("conv", "linear"):
+            fold = fold_conv_bn if prev["kind"] == "conv" else fold_linear_bn
+            w, b = fold(prev["w"], prev.get("b"), layer["gamma"], layer["beta"],
+                        layer["running_mean"], layer["running_var"], layer["eps"])
+            out[-1] = {**prev, "w": w, "b": b}
+        else:
+            out.append({k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in layer.items()})
+    return out
+
+
+def fold_bn_conv(gamma, beta, running_mean, running_var, w, b, groups=1, eps=1e-5):
+    """BN (eval) followed by a convolution -> one convolution and the per-channel pad value.
+
+    With s = gamma / sqrt(running_var + eps) and t = beta - running_mean * s, BN(x) = s x + t, so
+    conv(BN(x)) = conv(x; w scaled along its INPUT channels) + conv(t; w): the second term is a
+    constant per output channel (t convolved with the whole kernel).  A zero-padded conv pads BN's
+    output with 0; the folded conv sees x, whose value BN maps to 0 is pad = mean - beta / s:
+    padding x with it makes the fold exact at the border.  Returns (w_folded, b_folded, pad).
+    """
+    g, s_beta = tensor(gamma), tensor(beta)
+    s = g / torch.sqrt(tensor(running_var) + eps)
+    t = s_beta - tensor(running_mean) * s
+    wt = tensor(w)
+    c_out, c_group, kh, kw = wt.shape
+    # which input channel each (output channel, weight column) reads, for any groups
+    per_out = s.reshape(groups, c_group).repeat_interleave(c_out // groups, dim=0)
+    shift = t.reshape(groups, c_group).repeat_interleave(c_out // groups, dim=0)
+    w_folded = wt * per_out[:, :, None, None]
+    bias = torch.zeros(c_out, dtype=DTYPE, device=DEVICE) if b is None else tensor(b)
+    # conv of the constant image t with the whole kernel, by torch's conv itself
+    const = F.conv2d(t.reshape(1, -1, 1, 1).expand(1, -1, kh, kw), wt, groups=groups)
+    if not torch.allclose(const.reshape(-1), (wt * shift[:, :, None, None]).sum(dim=(1, 2, 3))):
+        raise RuntimeError("fold_bn_conv: the two computations of the shift disagree")
+    pad = tensor(running_mean) - s_beta / s
+    return numpy(w_folded), numpy(bias + const.reshape(-1)), numpy(pad)

@@ -13,9 +13,10 @@ _ids = lambda v: getattr(v, "function", v)
 
 
 def _plain(value) -> bool:
-    """What may cross the trust line as JSON + npz: float arrays, scalars, containers of those."""
+    """What may cross the trust line as JSON + npz: float arrays (boolean ones for masks),
+    scalars, containers of those."""
     if isinstance(value, np.ndarray):
-        return value.dtype.kind == "f"
+        return value.dtype.kind in "fb"
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
     if isinstance(value, (list, tuple)):

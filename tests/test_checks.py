@@ -94,3 +94,45 @@ def test_folded_conv_reproduces_conv_then_bn():
         inputs = checks.case_inputs(check, case)
         gap, size = conv_output_gap(*fold(**inputs), inputs)
         assert gap <= 1e-10 * max(1.0, size), case.name
+
+
+def test_bn_before_conv_fold_is_exact_with_its_pad_value_and_not_with_zeros():
+    """fold_bn_conv is graded on its three arrays; judge the solution's by the outputs too, for
+    several paddings and strides, and show the padding caveat the exercise is about."""
+    from autograder.cases.ch6_folding import bn_conv_output_gap
+    fold = solution_namespace("ch6_folding")["fold_bn_conv"]
+    check = checks.find("fold_bn_conv")
+    for case in check.cases:
+        inputs = checks.case_inputs(check, case)
+        w_f, b_f, pad = fold(**inputs)
+        for padding, stride in ((0, 1), (1, 2), (2, 1)):
+            gap, size = bn_conv_output_gap(w_f, b_f, pad, inputs, padding=padding, stride=stride)
+            assert gap <= 1e-9 * max(1.0, size), (case.name, padding, stride)
+        zero_gap, size = bn_conv_output_gap(w_f, b_f, np.zeros_like(pad), inputs, padding=1)
+        assert zero_gap > 1e-3 * size, case.name
+
+
+def test_layer_list_protocol_says_what_came_back():
+    check = checks.find("fold_layers")
+    as_tuple = checks.verdict_for_function(check, lambda layers: "folded", check.cases[:1])
+    assert "returned str, expected a list of layers" in as_tuple.message
+    no_kind = checks.verdict_for_function(check, lambda layers: [{"w": 1}], check.cases[:1])
+    assert "layer 0 of the returned list is dict, not a dict with a 'kind'" in no_kind.message
+    unchanged = checks.verdict_for_function(check, lambda layers: layers, check.cases[:1])
+    assert not unchanged.passed and "`folded_params` has shape" in unchanged.message
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_masked_forward_survives_inf_padding_only_by_selection():
+    """The visible inf-padding case tells a mask product (NaN everywhere) from a selection."""
+    ns = solution_namespace("ch2_forward")
+    check = checks.find("masked_batchnorm_forward")
+    assert checks.verdict_for_function(check, ns["masked_batchnorm_forward"]).passed
+
+    bug = next(b for b in samples.bugs("ch2_forward") if b.name == "masked-multiplied-by-mask")
+    exec(bug.source, ns)
+    zeros_case = [c for c in check.cases if "zeros" in c.name]
+    assert checks.verdict_for_function(check, ns["masked_batchnorm_forward"], zeros_case).passed
+    verdict = checks.verdict_for_function(check, ns["masked_batchnorm_forward"])
+    assert not verdict.passed and "padding holds +-inf" in verdict.message
+    assert "padding multiplied away" in verdict.message

@@ -44,3 +44,48 @@ def test_statistics_are_per_channel_over_nhw():
     mean, var = R.batch_statistics(x)
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), atol=1e-14)
     np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), atol=1e-14)
+
+
+# ---- issue 15: the given NumPy convolution and layer runner agree with torch ----------------
+
+@pytest.mark.parametrize("c_in,c_out,groups,kernel,stride,padding,dilation", [
+    (4, 6, 2, (3, 2), 2, 1, 2), (3, 5, 1, (1, 3), 1, 0, 1), (6, 6, 6, (3, 3), 1, 2, 3),
+    (4, 2, 2, (2, 2), 3, 1, 1)])
+def test_given_conv2d_matches_torch(c_in, c_out, groups, kernel, stride, padding, dilation):
+    from autograder.student.given import conv2d_numpy
+    rng = np.random.default_rng(c_in * 10 + c_out)
+    x = rng.standard_normal((2, c_in, 9, 7))
+    w = rng.standard_normal((c_out, c_in // groups, *kernel))
+    b, pad = rng.standard_normal(c_out), rng.standard_normal(c_in)
+    for pad_value in (None, pad):
+        got = conv2d_numpy(x, w, b, padding=padding, stride=stride, dilation=dilation,
+                           groups=groups, pad_value=pad_value)
+        want = R.conv2d_general(x, w, b, stride, padding, dilation, groups, pad_value)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # a pad value of zeros is ordinary zero padding
+    np.testing.assert_allclose(R.conv2d_general(x, w, b, stride, padding, dilation, groups, np.zeros(c_in)),
+                               R.conv2d_general(x, w, b, stride, padding, dilation, groups), atol=1e-14)
+
+
+def test_given_layer_runner_matches_torch():
+    from autograder import checks
+    from autograder.student.given import run_layers
+    check = checks.find("fold_layers")
+    for case in check.cases:
+        inputs = checks.case_inputs(check, case)
+        np.testing.assert_allclose(run_layers(inputs["layers"], inputs["x"]),
+                                   R.run_layers(inputs["layers"], inputs["x"]),
+                                   rtol=1e-12, atol=1e-12, err_msg=case.name)
+
+
+def test_masked_reference_is_batch_norm_of_the_valid_rows_whatever_the_padding_holds():
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, (4, 6, 3))
+    mask = rng.random((4, 6)) < 0.6
+    g, b = rng.uniform(0.5, 2, 3), rng.uniform(-1, 1, 3)
+    out = R.masked_batchnorm_forward(x, mask, g, b)
+    np.testing.assert_allclose(out[mask], numpy_batchnorm(x[mask], g, b, 1e-5), rtol=1e-12, atol=1e-12)
+    assert np.all(out[~mask] == 0.0)
+    x[~mask] = np.inf
+    np.testing.assert_array_equal(R.masked_batchnorm_forward(x, mask, g, b), out)
+    assert np.all(R.masked_batchnorm_forward(x, np.zeros((4, 6), bool), g, b) == 0.0)

@@ -135,8 +135,38 @@ def mlp_training(fn, inputs: dict):
             _floats(scores, "`scores`", (len(inputs["x_eval"]), n_classes)))
 
 
+def layer_list(fn, inputs: dict):
+    """ch6: ``fn(layers)`` returns a new list of layers (chapter 6's format, see
+    ``given.run_layers``). inputs: layers, and x, an input the lists are run on.
+
+    Returns, as floats: every weight and bias of the returned list's conv and linear layers and
+    the parameters of any BN left in it, flattened and concatenated in order (a bias of None
+    counts as zeros); and the returned list's output on x.
+    """
+    from autograder.student.given import run_layers
+    layers = fn(inputs["layers"])
+    if not isinstance(layers, (list, tuple)):
+        raise WrongKind(f"returned {type(layers).__name__}, expected a list of layers")
+    params = []
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, dict) or "kind" not in layer:
+            raise WrongKind(f"layer {k} of the returned list is {type(layer).__name__}, "
+                            f"not a dict with a 'kind'")
+        if layer["kind"] in ("conv", "linear"):
+            w = _floats(layer.get("w"), f"layer {k}'s `w`")
+            b = layer.get("b")
+            params += [w.reshape(-1), np.zeros(len(w)) if b is None else
+                       _floats(b, f"layer {k}'s `b`", (len(w),))]
+        elif layer["kind"] == "bn":
+            params += [_floats(layer.get(n), f"layer {k}'s `{n}`").reshape(-1)
+                       for n in ("gamma", "beta", "running_mean", "running_var")]
+    flat = np.concatenate(params) if params else np.zeros(0)
+    return flat, run_layers(layers, inputs["x"])
+
+
 PROTOCOLS: dict[str, Callable] = {"call": call, "train_steps": train_steps,
-                                  "layer_script": layer_script, "mlp_training": mlp_training}
+                                  "layer_script": layer_script, "mlp_training": mlp_training,
+                                  "layer_list": layer_list}
 
 
 def run_student(fn, inputs: dict, protocol: str, n_returns: int) -> tuple:
