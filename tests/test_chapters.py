@@ -87,3 +87,10 @@ def test_digits_cnn_is_trained_once_then_loaded(tmp_path, monkeypatch):
 def torch_equal(a, b) -> bool:
     import torch
     return torch.equal(a, b)
+
+
+def test_code_cells_start_on_their_own_line():
+    """A fence glued to the end of a sentence is prose to MyST: its code would silently not run."""
+    for page in sorted(BOOK.glob("*.md")):
+        glued = re.findall(r"[^\n]```\{code-cell\}", page.read_text())
+        assert not glued, f"{page.name}: a code-cell fence in the middle of a line"
