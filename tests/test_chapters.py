@@ -62,3 +62,35 @@ def test_glued_numbers_are_rendered(built_book, assignment):
     page = (built_book / "book" / f"{assignment}.html").read_text()
     if "{glue:text}" in source:
         assert "{glue:text}" not in page and "glue:text" not in page
+
+
+def test_digits_cnn_is_trained_once_then_loaded(tmp_path, monkeypatch):
+    """Chapters 2, 4 and 6 share one trained CNN: the first call trains and caches it, the next
+    loads the same weights, and a change of settings (or of the module's code) trains anew."""
+    monkeypatch.syspath_prepend(str(BOOK))
+    import digits_cnn
+    monkeypatch.setitem(digits_cnn.SETTINGS, "epochs", 1)
+    monkeypatch.setitem(digits_cnn.SETTINGS, "seeds", [0])
+    first = digits_cnn.trained(tmp_path)
+    second = digits_cnn.trained(tmp_path)
+    assert not first["cached"] and second["cached"]
+    assert second["folder"] == first["folder"] and (first["folder"] / "results.json").exists()
+    for key, net in first["nets"].items():
+        loaded = second["nets"][key].state_dict()
+        assert all(torch_equal(t, loaded[name]) for name, t in net.state_dict().items())
+        assert second["accuracy"][key] == first["accuracy"][key] > 15   # chance: 10 %
+    monkeypatch.setitem(digits_cnn.SETTINGS, "lr", 0.02)
+    third = digits_cnn.trained(tmp_path)
+    assert not third["cached"] and third["folder"] != first["folder"]
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return torch.equal(a, b)
+
+
+def test_code_cells_start_on_their_own_line():
+    """A fence glued to the end of a sentence is prose to MyST: its code would silently not run."""
+    for page in sorted(BOOK.glob("*.md")):
+        glued = re.findall(r"[^\n]```\{code-cell\}", page.read_text())
+        assert not glued, f"{page.name}: a code-cell fence in the middle of a line"
