@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.student import recording
+from autograder.student import COURSE, recording
 
 PACKAGE = Path(__file__).resolve().parent
 REPO = PACKAGE.parent
@@ -51,6 +51,27 @@ README = """\
 4. Hand in `{assignment}.ipynb` with its name unchanged. The grader runs the same checks on
    hidden cases too (other shapes and edge cases), so make your code general.
 """
+
+
+CHAPTER_OF = {"ch1": "Chapter 1", "ch2": "Chapter 2", "ch3": "Chapter 3", "ch4": "Chapter 4",
+              "ch5": "Chapter 5", "ch6": "Chapter 6"}
+
+
+def setup_cell_source(assignment: str) -> str:
+    """The first code cell of every exercise notebook: NumPy and the checks, and, without the
+    kit, one line saying where to get it. The import is verified (``COURSE``) because an
+    unrelated package named ``autograder`` is on PyPI: a student who pip-installs it by name
+    gets the same one line, not a puzzling AttributeError further down."""
+    chapter = CHAPTER_OF.get(assignment.split("_")[0], "its chapter")
+    return (
+        "import numpy as np\n"
+        "try:  # the checks: the `autograder` folder of this exercise's kit, next to this notebook\n"
+        "    from autograder.student import COURSE, check, demo, visible_case\n"
+        f"    assert COURSE == {COURSE!r}\n"
+        "except (ImportError, AssertionError):\n"
+        f"    raise ImportError(\"No checks: download {assignment}.zip from the Exercise section of \"\n"
+        f"                      \"{chapter} on the course site, unzip it and open this notebook from \"\n"
+        "                      \"that folder (the PyPI package named autograder is another one)\") from None")
 
 
 def student_files() -> list[Path]:
