@@ -179,7 +179,7 @@ _LAYER_MISTAKES = (
             "Keras' is the weight of the old average",
             _layer_variant(flipped=True)),
     Mistake("momentum None treated as 0.1",
-            "momentum=None means the cumulative average: each batch is weighted by one over the "
+            "momentum None means the cumulative average: each batch is weighted by one over the "
             "count of batches seen so far, that count included",
             _layer_variant(none_as=0.1)),
     Mistake("momentum 0 treated as None",
@@ -214,7 +214,7 @@ _LAYER_MISTAKES = (
             _layer_variant(keras_torch_converted=True)),
 )
 
-_NONE_HINT = ("momentum=None: each batch's weight is one over the number of batches counted so "
+_NONE_HINT = ("momentum None: each batch's weight is one over the number of batches counted so "
               "far, counted from the layer's own num_batches_tracked")
 _ONE_PASS = ("with mean 1e6 and std 1e-3, a variance computed from the mean of the squares minus "
              "the squared mean cancels catastrophically; center before squaring")
