@@ -40,16 +40,35 @@ numpy>=1.23
 README = """\
 # {assignment}: Batch Normalization, from first principles
 
-1. Set up once (skip this where numpy is already installed, as on most JupyterHubs and Colab):
+This folder is the exercise's kit: the notebook, its checks (the `autograder` folder, which only
+this kit provides: the PyPI package named `autograder` is an unrelated one) and `requirements.txt`.
+The kit's link is in the Exercise section, the last section, of the chapter's page on the course
+site.
 
-       python -m pip install -r requirements.txt
+1. Set up once.
+   - Your own machine, in a virtual environment (this also works on Debian's and Ubuntu's own
+     Python, which refuses a plain `pip install` as "externally managed"; if `venv` is missing
+     there: `sudo apt install python3-venv`):
 
-2. Open `{assignment}.ipynb` **from this folder** in any Jupyter (the checks import the
-   `autograder` folder next to it; on Colab, upload the whole folder and `%cd` into it).
+         python3 -m venv .venv
+         source .venv/bin/activate        # Windows: .venv\\Scripts\\activate
+         python -m pip install -r requirements.txt jupyterlab
+         jupyter lab {assignment}.ipynb
+
+   - A JupyterHub: NumPy is there; open the notebook from this folder. If NumPy is missing, run
+     `%pip install -r requirements.txt` in a notebook cell.
+   - Colab: upload the notebook (File > Upload notebook) and this zip (Files pane); run a new
+     first cell with `!unzip -oq {assignment}.zip` and `%cd {assignment}`, then the notebook.
+
+2. Open `{assignment}.ipynb` **from this folder** (the checks import the `autograder` folder next
+   to it; without it, the first cell says where to get the kit).
 3. Replace each `raise NotImplementedError()` with your NumPy code and run the check cell under
-   it. A failing check says what is wrong and, when it recognises it, names the mistake.
-4. Hand in `{assignment}.ipynb` with its name unchanged. The grader runs the same checks on
-   hidden cases too (other shapes and edge cases), so make your code general.
+   it. A failing check says what is wrong and, when it recognises it, names the mistake;
+   otherwise it quotes one line, `inputs = visible_case(...)`, that rebuilds the failing case.
+   You may add cells above a check (a helper, a rewritten function).
+4. Hand in `{assignment}.ipynb` with its name unchanged. The grader runs the same checks where
+   you left them, and hidden cases too (other shapes and edge cases), so make your code general.
+   A function that changes the arrays it was given loses its points.
 """
 
 
