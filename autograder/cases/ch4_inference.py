@@ -268,8 +268,11 @@ _LAYER = Check(
 from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS  # noqa: E402
 MLP_RETURNS = ("loss",) + MLP_PARAMS + MLP_BUFFERS + ("scores",)
 # Step by step, in the order a step computes them: the loss and the buffers come out of the
-# forward pass, the parameters out of the backward pass; the first step that differs is reported.
-MLP_COMPARED = ("loss",) + MLP_BUFFERS + MLP_PARAMS + ("scores",)
+# forward pass, the parameters out of the backward pass, last layer first (as backpropagation
+# reaches them); the first step that differs is reported, and in it the first value.
+MLP_BACKWARD_ORDER = ("W3", "b3", "gamma2", "beta2", "W2", "b2", "gamma1", "beta1", "W1", "b1")
+assert sorted(MLP_BACKWARD_ORDER) == sorted(MLP_PARAMS)
+MLP_COMPARED = ("loss",) + MLP_BUFFERS + MLP_BACKWARD_ORDER + ("scores",)
 MLP_STEPS = MLP_COMPARED[:-1]
 
 
