@@ -116,3 +116,24 @@ def test_setup_cell_without_the_kit_says_where_to_get_it(tmp_path):
         ok = subprocess.run([sys.executable, "-c", setup_cell_source(a)], cwd=REPO,
                             capture_output=True, text=True)
         assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_solution_notebook_runs_top_to_bottom_in_seconds(assignment):
+    """Every solution notebook, demo cells included, runs without an error in under 10 s of CPU
+    (kernel start excluded): the exercises are small on purpose."""
+    import time
+    from nbclient import NotebookClient
+    nb = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(REPO / "solutions" / assignment)}})
+    with client.setup_kernel():
+        start = time.perf_counter()
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        seconds = time.perf_counter() - start
+    print(f"{assignment}: {seconds:.1f} s top to bottom")
+    errors = [(o.ename, o.evalue[:200]) for c in nb.cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    assert seconds < 10
