@@ -217,7 +217,9 @@ class RestoreCheckCells(NbGraderPreprocessor):
     checks (a ``def``/``class``, an assignment or an import binding that name; a cell that is a
     part of the function's own cell, after a split) or a module-level helper that function reads
     (found with ``ast``, transitively). Where none does, it goes after the nearest cell that
-    precedes it in the assignment's source and is still there."""
+    precedes it in the assignment's source and is still there. A check left ABOVE every
+    definition of its function (dragged up by accident) could not pass there in any run from
+    the top, so it is placed as a deleted one is."""
 
     def preprocess(self, nb, resources):
         import nbformat
@@ -230,14 +232,32 @@ class RestoreCheckCells(NbGraderPreprocessor):
             source = nbformat.read(path, as_version=4)
         except OSError:
             return nb, resources  # no source to compare with: leave the order alone
-        present = {_grade_id(c) for c in nb.cells if _is_test(c)}
+        trusted = {_grade_id(c): c.source for c in source.cells if _is_test(c)}
+        copies = resources.get("copies_of", {})
+
+        def bindings(cells):
+            parsed = [_parse(c.source) if c.cell_type == "code" else None for c in cells]
+            return parsed, [_top_level_bindings(t) if t is not None else (set(), set()) for t in parsed]
+
+        def defines(i, cell, name, bound):
+            return name in bound[i][0] or (_grade_id(cell) or copies.get(id(cell))) == name
+
+        # a present check with no definition of its function above it, but one below: stranded
+        _, bound = bindings(nb.cells)
+        stranded = []
+        for k, cell in enumerate(nb.cells):
+            names = _checked_names(trusted.get(_grade_id(cell), cell.source)) if _is_test(cell) else []
+            if names and all(not any(defines(i, c, n, bound) for i, c in enumerate(nb.cells[:k]))
+                             and any(defines(i, c, n, bound) for i, c in enumerate(nb.cells) if i > k)
+                             for n in names):
+                stranded.append(cell)
+        present = {_grade_id(c) for c in nb.cells if _is_test(c) and not any(c is s for s in stranded)}
         missing = [c for c in source.cells if _is_test(c) and _grade_id(c) not in present]
         if not missing:
             return nb, resources
-        copies = resources.get("copies_of", {})
-        cells = list(nb.cells)
-        parsed = [_parse(c.source) if c.cell_type == "code" else None for c in cells]
-        bound = [_top_level_bindings(t) if t is not None else (set(), set()) for t in parsed]
+        cells = [c for c in nb.cells if not any(c is s for s in stranded)]
+        parsed, bound = bindings(cells)
+        kept = {_grade_id(c): c for c in stranded}
 
         def last_binding(name: str, any_kind: bool = True) -> int | None:
             hits = [i for i, (all_names, plain) in enumerate(bound)
@@ -263,9 +283,11 @@ class RestoreCheckCells(NbGraderPreprocessor):
 
         placed: dict[int, list] = {}
         for cell in missing:
-            restored = nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata))
-            if nb.get("nbformat_minor", 5) < 5:
-                del restored["id"]  # cell ids exist from nbformat 4.5 on
+            restored = kept.get(_grade_id(cell))
+            if restored is None:
+                restored = nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata))
+                if nb.get("nbformat_minor", 5) < 5:
+                    del restored["id"]  # cell ids exist from nbformat 4.5 on
             spots = [p for p in map(position, _checked_names(cell.source)) if p is not None]
             if spots:
                 at = max(spots)

@@ -258,3 +258,23 @@ def test_a_deleted_check_lands_after_the_helper_it_needs():
     assert order.index("check_condition_number") == order.index("def _condition_number_impl") + 1
     nb = checks_at_the_end(samples.honest(release, solution), release)
     assert restored(nb)[-2:] == ["check_whiten", "check_condition_number"]
+
+
+def test_a_check_dragged_above_every_definition_goes_below_it():
+    """A check above every definition of its function could never have passed there: it is
+    placed as a deleted one is; a check below a definition stays where it is."""
+    from traitlets.config import Config
+
+    from autograder.nbgrader_plugins import RestoreCheckCells
+    a = "ch4_inference"
+    release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
+    nb = samples.honest(release, nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4))
+    check = next(c for c in nb.cells if _meta(c).get("grade_id") == "check_BatchNorm")
+    nb.cells = [check] + [c for c in nb.cells if c is not check]
+    config = Config()
+    config.CourseDirectory.root = str(REPO)
+    config.CourseDirectory.source_directory = str(REPO / "solutions")
+    nb, _ = RestoreCheckCells(config=config).preprocess(nb, {"nbgrader": {"assignment": a, "notebook": a}})
+    ids = [_meta(c).get("grade_id") for c in nb.cells]
+    assert ids.index("check_BatchNorm") == ids.index("BatchNorm") + 1
+    assert ids.count("check_BatchNorm") == 1

@@ -8,6 +8,7 @@ mistakes travel as data (:class:`Known`), never as text to be parsed back.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -157,7 +158,7 @@ REBUILD_CALL = {"call": "{f}(**inputs)", "mlp_training": "{f}(**inputs)",
 
 def rebuild_line(spec: FunctionSpec, case: CaseSpec) -> str:
     """One line that rebuilds a visible case's inputs in the student's notebook."""
-    line = f'inputs = visible_case("{spec.function}", "{case.name}")'
+    line = f"inputs = visible_case({json.dumps(spec.function)}, {json.dumps(case.name)})"
     then = REBUILD_CALL.get(spec.protocol, "").format(f=spec.function)
     return f"Rebuild this case with `{line}`" + (f" (then {then})" if then else "")
 
