@@ -154,11 +154,14 @@ BUG_LAYOUTS = ("below", "helper-deleted", "answers-at-end")
 def self_check_passes(nb) -> None:
     """Run the layout top to bottom as the student's kernel would, with the kit's self-check
     (demo cells skipped: they check nothing); raise if a check cell fails."""
+    import contextlib
+    import io
     ns: dict = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code" or "try_it" in str(_meta(cell).get("grade_id", "")):
-            continue
-        exec(compile(cell.source, "<layout>", "exec"), ns)
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in nb.cells:
+            if cell.cell_type != "code" or "try_it" in str(_meta(cell).get("grade_id", "")):
+                continue
+            exec(compile(cell.source, "<layout>", "exec"), ns)
 
 
 def _bug(assignment):
