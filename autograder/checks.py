@@ -48,7 +48,8 @@ class Case:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A known wrong answer: ``compute(inputs)`` gives what that mistake returns."""
+    """A known wrong answer: ``compute(inputs)`` gives what that mistake returns (the compared
+    values, in ``Check.compared`` order, as the reference does)."""
     name: str
     hint: str
     compute: Callable[[dict], Sequence[np.ndarray]]
@@ -66,11 +67,12 @@ class Check:
     protocol: str = "call"
     rtol: float = 1e-7
     atol: float = 1e-9
+    steps: tuple[str, ...] = ()       # compared values whose axis 0 is a step (see FunctionSpec)
 
     @property
     def spec(self) -> FunctionSpec:
         return FunctionSpec(self.function, tuple(self.returns), tuple(self.compared), self.protocol,
-                            self.rtol, self.atol)
+                            self.rtol, self.atol, tuple(self.steps))
 
     def case(self, name: str) -> Case:
         return next(c for c in self.cases if c.name == name)

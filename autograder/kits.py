@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.student import recording
+from autograder.student import COURSE, recording
 
 PACKAGE = Path(__file__).resolve().parent
 REPO = PACKAGE.parent
@@ -40,17 +40,57 @@ numpy>=1.23
 README = """\
 # {assignment}: Batch Normalization, from first principles
 
-1. Set up once (skip this where numpy is already installed, as on most JupyterHubs and Colab):
+This folder is the exercise's kit: the notebook, its checks (the `autograder` folder, which only
+this kit provides: the PyPI package named `autograder` is an unrelated one) and `requirements.txt`.
+The kit's link is in the Exercise section, the last section, of the chapter's page on the course
+site.
 
-       python -m pip install -r requirements.txt
+1. Set up once.
+   - Your own machine, in a virtual environment (this also works on Debian's and Ubuntu's own
+     Python, which refuses a plain `pip install` as "externally managed"; if `venv` is missing
+     there: `sudo apt install python3-venv`):
 
-2. Open `{assignment}.ipynb` **from this folder** in any Jupyter (the checks import the
-   `autograder` folder next to it; on Colab, upload the whole folder and `%cd` into it).
+         python3 -m venv .venv
+         source .venv/bin/activate        # Windows: .venv\\Scripts\\activate
+         python -m pip install -r requirements.txt jupyterlab
+         jupyter lab {assignment}.ipynb
+
+   - A JupyterHub: NumPy is there; open the notebook from this folder. If NumPy is missing, run
+     `%pip install -r requirements.txt` in a notebook cell.
+   - Colab: upload the notebook (File > Upload notebook) and this zip (Files pane); run a new
+     first cell with `!unzip -oq {assignment}.zip` and `%cd {assignment}`, then the notebook.
+
+2. Open `{assignment}.ipynb` **from this folder** (the checks import the `autograder` folder next
+   to it; without it, the first cell says where to get the kit).
 3. Replace each `raise NotImplementedError()` with your NumPy code and run the check cell under
-   it. A failing check says what is wrong and, when it recognises it, names the mistake.
-4. Hand in `{assignment}.ipynb` with its name unchanged. The grader runs the same checks on
-   hidden cases too (other shapes and edge cases), so make your code general.
+   it. A failing check says what is wrong and, when it recognises it, names the mistake;
+   otherwise it quotes one line, `inputs = visible_case(...)`, that rebuilds the failing case.
+   You may add cells above a check (a helper, a rewritten function).
+4. Hand in `{assignment}.ipynb` with its name unchanged. The grader runs the same checks where
+   you left them, and hidden cases too (other shapes and edge cases), so make your code general.
+   A function that changes the arrays it was given loses its points.
 """
+
+
+CHAPTER_OF = {"ch1": "Chapter 1", "ch2": "Chapter 2", "ch3": "Chapter 3", "ch4": "Chapter 4",
+              "ch5": "Chapter 5", "ch6": "Chapter 6"}
+
+
+def setup_cell_source(assignment: str) -> str:
+    """The first code cell of every exercise notebook: NumPy and the checks, and, without the
+    kit, one line saying where to get it. The import is verified (``COURSE``) because an
+    unrelated package named ``autograder`` is on PyPI: a student who pip-installs it by name
+    gets the same one line, not a puzzling AttributeError further down."""
+    chapter = CHAPTER_OF.get(assignment.split("_")[0], "its chapter")
+    return (
+        "import numpy as np\n"
+        "try:  # the checks: the `autograder` folder of this exercise's kit, next to this notebook\n"
+        "    from autograder.student import COURSE, check, demo, visible_case\n"
+        f"    assert COURSE == {COURSE!r}\n"
+        "except (ImportError, AssertionError):\n"
+        f"    raise ImportError(\"No checks: download {assignment}.zip from the Exercise section of \"\n"
+        f"                      \"{chapter} on the course site, unzip it and open this notebook from \"\n"
+        "                      \"that folder (the PyPI package named autograder is another one)\") from None")
 
 
 def student_files() -> list[Path]:

@@ -9,6 +9,7 @@ the gradebook, ``generate_feedback``, ``export`` and formgrader keep working unc
 """
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import html
@@ -137,11 +138,88 @@ class DropDuplicateIds(NbGraderPreprocessor):
         return nb, resources
 
 
+def _top_level_bindings(tree) -> tuple[set[str], set[str]]:
+    """Names a cell binds at module level: (every binding, those not made by an import).
+    Function and class bodies are not descended into; if/for/while/with/try blocks are."""
+    names, imported = set(), set()
+
+    def targets(node):
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                names.add(sub.id)
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    imported.add((alias.asname or alias.name).split(".")[0])
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    targets(target)
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                targets(node.target)
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    if item.optional_vars is not None:
+                        targets(item.optional_vars)
+            for field in ("body", "orelse", "finalbody"):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    visit(getattr(node, field, []) or [])
+            for handler in getattr(node, "handlers", []) or []:
+                visit(handler.body)
+    visit(tree.body)
+    return names | imported, names
+
+
+def _free_names(tree, name: str) -> set[str]:
+    """Names the last top-level definition of ``name`` in ``tree`` reads but does not bind
+    itself (its arguments and locals): the module-level helpers it may need."""
+    found = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+             and n.name == name]
+    if not found:
+        return set()
+    loads, local = set(), set()
+    for sub in ast.walk(found[-1]):
+        if isinstance(sub, ast.Name):
+            (loads if isinstance(sub.ctx, ast.Load) else local).add(sub.id)
+        elif isinstance(sub, ast.arg):
+            local.add(sub.arg)
+    return loads - local
+
+
+def _parse(source: str):
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def _checked_names(source: str) -> list[str]:
+    """The student-side names a check cell evaluates: ``fn`` in ``check("name", fn)``."""
+    names = []
+    tree = _parse(source)
+    for node in ast.walk(tree) if tree is not None else ():
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Name)):
+            names.append(node.args[1].id)
+    return names
+
+
 class RestoreCheckCells(NbGraderPreprocessor):
-    """Put every check cell where the assignment's source notebook has it: deleted ones come
-    back, moved ones go back (a check moved above its function would fail with NameError).
-    Each goes right after the nearest cell that precedes it in the source and is still in the
-    submission; OverwriteCells then restores its source from the gradebook as usual."""
+    """Check cells run where the student's own self-check ran them.
+
+    A check cell still in the submission keeps its place (``OverwriteCells`` then restores its
+    source from the gradebook as usual), so code the student put below the stub, and above the
+    check, runs before it in grading as it did in the student's kernel. A check the student
+    deleted comes back right after the last cell that defines or redefines the function it
+    checks (a ``def``/``class``, an assignment or an import binding that name; a cell that is a
+    part of the function's own cell, after a split) or a module-level helper that function reads
+    (found with ``ast``, transitively). Where none does, it goes after the nearest cell that
+    precedes it in the assignment's source and is still there. A check left ABOVE every
+    definition of its function (dragged up by accident) could not pass there in any run from
+    the top, so it is placed as a deleted one is."""
 
     def preprocess(self, nb, resources):
         import nbformat
@@ -154,25 +232,83 @@ class RestoreCheckCells(NbGraderPreprocessor):
             source = nbformat.read(path, as_version=4)
         except OSError:
             return nb, resources  # no source to compare with: leave the order alone
-        cells = [c for c in nb.cells if not _is_test(c)]
+        trusted = {_grade_id(c): c.source for c in source.cells if _is_test(c)}
         copies = resources.get("copies_of", {})
-        position = {}  # grade_id -> the last cell holding (a part of) it
-        for c in cells:
-            gid = _grade_id(c) or copies.get(id(c))
-            if gid:
-                position[gid] = c
-        after = None
-        for cell in source.cells:
-            if _is_test(cell):
+
+        def bindings(cells):
+            parsed = [_parse(c.source) if c.cell_type == "code" else None for c in cells]
+            return parsed, [_top_level_bindings(t) if t is not None else (set(), set()) for t in parsed]
+
+        def defines(i, cell, name, bound):
+            return name in bound[i][0] or (_grade_id(cell) or copies.get(id(cell))) == name
+
+        # a present check with no definition of its function above it, but one below: stranded
+        _, bound = bindings(nb.cells)
+        stranded = []
+        for k, cell in enumerate(nb.cells):
+            names = _checked_names(trusted.get(_grade_id(cell), cell.source)) if _is_test(cell) else []
+            if names and all(not any(defines(i, c, n, bound) for i, c in enumerate(nb.cells[:k]))
+                             and any(defines(i, c, n, bound) for i, c in enumerate(nb.cells) if i > k)
+                             for n in names):
+                stranded.append(cell)
+        present = {_grade_id(c) for c in nb.cells if _is_test(c) and not any(c is s for s in stranded)}
+        missing = [c for c in source.cells if _is_test(c) and _grade_id(c) not in present]
+        if not missing:
+            return nb, resources
+        cells = [c for c in nb.cells if not any(c is s for s in stranded)]
+        parsed, bound = bindings(cells)
+        kept = {_grade_id(c): c for c in stranded}
+
+        def last_binding(name: str, any_kind: bool = True) -> int | None:
+            hits = [i for i, (all_names, plain) in enumerate(bound)
+                    if name in (all_names if any_kind else plain)]
+            hits += [i for i, c in enumerate(cells) if (_grade_id(c) or copies.get(id(c))) == name]
+            return max(hits) if hits else None
+
+        def position(name: str) -> int | None:
+            at = last_binding(name)
+            if at is None:
+                return None
+            seen, todo = {name}, [(name, at)]
+            while todo:
+                fn, where = todo.pop()
+                helpers = _free_names(parsed[where], fn) if parsed[where] is not None else set()
+                for helper in sorted(helpers - seen):
+                    seen.add(helper)
+                    h = last_binding(helper, any_kind=False)
+                    if h is not None:
+                        at = max(at, h)
+                        todo.append((helper, h))
+            return at
+
+        placed: dict[int, list] = {}
+        for cell in missing:
+            restored = kept.get(_grade_id(cell))
+            if restored is None:
                 restored = nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata))
                 if nb.get("nbformat_minor", 5) < 5:
                     del restored["id"]  # cell ids exist from nbformat 4.5 on
-                index = cells.index(after) + 1 if after is not None else len(cells)
-                cells.insert(index, restored)
-                after = restored
-            elif _grade_id(cell) in position:
-                after = position[_grade_id(cell)]
-        nb.cells = cells
+            spots = [p for p in map(position, _checked_names(cell.source)) if p is not None]
+            if spots:
+                at = max(spots)
+            else:  # the old rule: after the nearest source cell before it that is still here
+                at = -1
+                have = {(_grade_id(c) or copies.get(id(c))): i for i, c in enumerate(cells)
+                        if _grade_id(c) or copies.get(id(c))}
+                for src in source.cells:
+                    if src is cell:
+                        break
+                    if _grade_id(src) in have:
+                        at = have[_grade_id(src)]
+                at = at if at >= 0 else len(cells) - 1
+            placed.setdefault(at, []).append(restored)
+        out = []
+        if -1 in placed:
+            out.extend(placed[-1])
+        for i, c in enumerate(cells):
+            out.append(c)
+            out.extend(placed.get(i, []))
+        nb.cells = out
         return nb, resources
 
 

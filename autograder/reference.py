@@ -458,3 +458,55 @@ def fold_bn_conv(gamma, beta, running_mean, running_var, w, b, groups=1, eps=1e-
         raise RuntimeError("fold_bn_conv: the two computations of the shift disagree")
     pad = tensor(running_mean) - s_beta / s
     return numpy(w_folded), numpy(bias + const.reshape(-1)), numpy(pad)
+
+# ---- chapter 4: the Keras layer (from_keras) ----------------------------------------------
+#
+# Keras' BatchNormalization keeps moving_mean and moving_variance as
+#     moving = momentum * moving + (1 - momentum) * batch statistic
+# with the batch's BIASED variance (its moments divide by n), momentum 0.99 and epsilon 1e-3 by
+# default, gamma/beta/moving_mean/moving_variance starting at ones/zeros/zeros/ones. torch's
+# BatchNorm with momentum = 1 - m averages the UNBIASED variance instead, so it is not this layer:
+# it is the named mistake "Keras layer converted to torch's running variance" in
+# autograder/cases/ch4_inference.py.
+
+KERAS_MOMENTUM, KERAS_EPSILON = 0.99, 1e-3
+
+
+def keras_batchnorm_layer_script(num_features, steps, weight, bias, momentum=KERAS_MOMENTUM,
+                                 epsilon=KERAS_EPSILON, running_mean=None, running_var=None,
+                                 num_batches_tracked=None):
+    """``batchnorm_layer_script`` for the layer Keras builds: same steps, same returned values.
+
+    The outputs are torch's (``F.batch_norm`` with the batch's statistics in training mode, the
+    moving ones in eval mode); the moving statistics follow Keras' update with the biased batch
+    variance. ``num_batches_tracked`` counts training steps, as the exercise's layer does (Keras
+    keeps no such counter)."""
+    c = int(num_features)
+    mm = tensor(np.zeros(c) if running_mean is None else running_mean)
+    mv = tensor(np.ones(c) if running_var is None else running_var)
+    tracked = 0 if num_batches_tracked is None else int(num_batches_tracked)
+    w, b = tensor(weight), tensor(bias)
+    initial = np.concatenate([np.ones(c), np.zeros(c), np.zeros(c), np.ones(c), [0.0, 1.0]])
+    rows = {"outputs": [], "running_mean": [], "running_var": [], "num_batches_tracked": [],
+            "training": []}
+    with torch.no_grad():
+        for mode, x in steps:
+            x = tensor(x)
+            train = mode == "train"
+            if train:
+                dims = [0] + list(range(2, x.ndim))
+                mean, var = x.mean(dim=dims), x.var(dim=dims, unbiased=False)
+                out = F.batch_norm(x, None, None, w, b, training=True, eps=epsilon)
+                mm = momentum * mm + (1.0 - momentum) * mean
+                mv = momentum * mv + (1.0 - momentum) * var
+                tracked += 1
+            else:
+                out = F.batch_norm(x, mm, mv, w, b, training=False, eps=epsilon)
+            rows["outputs"].append(numpy(out).ravel())
+            rows["running_mean"].append(numpy(mm))
+            rows["running_var"].append(numpy(mv))
+            rows["num_batches_tracked"].append(float(tracked))
+            rows["training"].append(float(train))
+    return (initial, np.concatenate(rows["outputs"]), np.stack(rows["running_mean"]),
+            np.stack(rows["running_var"]), np.array(rows["num_batches_tracked"]),
+            np.array(rows["training"]))

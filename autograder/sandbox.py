@@ -167,7 +167,7 @@ def read_results(reader: JobReader, manifest: dict) -> dict:
                 values = doc.get("value")
                 if status == "ok" and not isinstance(values, tuple):
                     raise recording.BadRecording("values are not a tuple")
-                results.append(Result(status if status in ("ok", "error", "shape", "not-implemented")
+                results.append(Result(status if status in ("ok", "error", "shape", "not-implemented", "modified")
                                       else "error",
                                       tuple(values or ())[:recording.MAX_VALUES],
                                       str(doc.get("error", ""))[:500]))

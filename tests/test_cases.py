@@ -191,7 +191,7 @@ def test_layer_protocol_says_what_is_missing_or_misshapen():
             del self.num_batches_tracked
 
     flat = checks.verdict_for_function(check, Flat, check.cases[2:3])
-    assert "forward's output at step 1 has shape (2, 48); expected (2, 3, 4, 4)" in flat.message
+    assert "forward's output at step 1 has shape (2, 60); expected (2, 3, 4, 5)" in flat.message
     uncounted = checks.verdict_for_function(check, Uncounted, check.cases[:1])
     assert "num_batches_tracked" in uncounted.message and not uncounted.passed
 

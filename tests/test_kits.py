@@ -229,7 +229,12 @@ def kit_venv(tmp_path_factory, built_kits):
     """A fresh venv with one kit's requirements.txt, ipykernel and nbclient, and nothing else."""
     import time
     venv = tmp_path_factory.mktemp("kit-venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The README's route, on Debian's own (externally managed) Python where there is one.
+    base = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    readme = (_unzip(built_kits["ch2_forward"], tmp_path_factory.mktemp("readme"))
+              / "README.md").read_text()
+    assert "python3 -m venv .venv" in readme and "python -m pip install -r requirements.txt" in readme
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
     folder = _unzip(built_kits["ch2_forward"], tmp_path_factory.mktemp("req"))
     start = time.monotonic()
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
@@ -268,8 +273,8 @@ def test_kit_self_checks_work_with_numpy_alone(assignment, built_kits, kit_venv,
                           capture_output=True, text=True, cwd=folder, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = {Path(k).stem: v for k, v in json.loads(done.stdout).items()}
-    first = next(v for k, v in result["blank"].items() if k.startswith("check("))
-    assert first[0].startswith("AssertionError") and "not implemented" in first[0], first
+    for source, outcome in result["blank"].items():  # Run All reaches every check, no cell raises
+        assert outcome[0] == "ok" and "not implemented" in outcome[1], f"blank {source}: {outcome}"
     for source, outcome in result["solution"].items():  # every cell, not only the checks
         assert outcome[0] == "ok", f"{source}: {outcome}"
     for name, bug in bugs.items():

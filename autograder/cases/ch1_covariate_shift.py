@@ -102,26 +102,25 @@ def _whiten_variant(stats_from="train", unbiased=False, eps_where="inside", powe
 
 _WHITEN_MISTAKES = (
     Mistake("per-feature standardization",
-            "that is batch norm's (x - mean) / sqrt(var + eps), feature by feature; whitening "
-            "also removes the correlations: W = U diag(1 / sqrt(lambda + eps)) U^T from the "
-            "eigendecomposition of the covariance",
+            "that is batch norm's standardization, feature by feature; whitening also removes the "
+            "correlations between features, so W is a full matrix, not a diagonal one",
             _whiten_variant(per_feature=True)),
     Mistake("test set whitened with its own statistics",
-            "use the TRAINING mean and W for both sets: the test set must go through the same "
-            "transformation the model was trained with",
+            "the test set must go through the transformation fitted on the training set: the "
+            "training mean and the training W for both sets",
             _whiten_variant(stats_from="own")),
     Mistake("unbiased covariance",
-            "divide by N, as batch norm's variance does: cov = xc.T @ xc / N",
+            "the covariance divides by N, as batch norm's variance does",
             _whiten_variant(unbiased=True)),
     Mistake("eps outside the square root",
-            "add eps to every eigenvalue under the square root, 1 / sqrt(lambda + eps), as batch "
-            "norm does with sqrt(var + eps)",
+            "eps is added to every eigenvalue under the square root, as batch norm adds it to "
+            "the variance under its square root",
             _whiten_variant(eps_where="outside")),
     Mistake("inverse covariance instead of its square root",
-            "W is (cov + eps I)^(-1/2): U diag(1 / sqrt(lambda + eps)) U^T, not 1 / (lambda + eps)",
+            "W is the inverse square ROOT of cov + eps I: W applied twice, not once, undoes it",
             _whiten_variant(power=-1.0)),
     Mistake("data not centered",
-            "subtract the training mean before computing the covariance, and from both sets",
+            "the covariance is taken around the training mean, and both sets are centered with it",
             _whiten_variant(center=False)),
 )
 
@@ -149,24 +148,24 @@ def _kappa_variant(bias_column=True, center=False, singular_values=False, invert
 
 _KAPPA_MISTAKES = (
     Mistake("bias column missing",
-            "the model has a bias, so A has a column of ones: A = np.hstack([x, np.ones((N, 1))]); "
-            "without it raw offsets barely change kappa",
+            "the model has a bias, so A has a column of ones beside the features; without it "
+            "raw offsets barely change kappa",
             _kappa_variant(bias_column=False)),
     Mistake("singular values instead of eigenvalues",
-            "kappa is the ratio of the eigenvalues of H = A^T A / N; the singular values of A are "
+            "kappa is the ratio of the eigenvalues of the Hessian; the singular values of A are "
             "their square roots",
             _kappa_variant(singular_values=True)),
     Mistake("covariance instead of the Hessian",
-            "H = A^T A / N uses the raw features and a column of ones; centering first hides "
+            "the Hessian uses the raw features and the column of ones; centering first hides "
             "exactly the offsets that make kappa large",
             _kappa_variant(bias_column=False, center=True)),
     Mistake("ratio inverted",
-            "kappa = lambda_max / lambda_min, at least 1",
+            "kappa is the largest eigenvalue over the smallest, so it is at least 1",
             _kappa_variant(inverted=True)),
 )
 
-_ONE_PASS = ("with mean 1e6 and std 1e-3, E[x x^T] - mean mean^T cancels catastrophically: "
-             "center first, then cov = xc.T @ xc / N")
+_ONE_PASS = ("with mean 1e6 and std 1e-3, a covariance computed as the mean of the products minus "
+             "the product of the means cancels catastrophically; center before multiplying")
 
 CHECKS = [
     Check(
@@ -180,10 +179,11 @@ CHECKS = [
             Case("N_train=50, N_test=7, D=4, correlated", _whiten_inputs(50, 7, 4)),
             Case("eps=0.1", _whiten_inputs(30, 5, 3, eps=0.1)),
             Case("a feature constant in training", _whiten_inputs(40, 6, 5, constant_feature=True),
-                 hint="a direction with variance 0 is scaled by 1 / sqrt(eps), never NaN"),
+                 hint="a direction with variance 0 is scaled by one over the square root of eps: "
+                      "the result stays finite"),
             Case("random N and D", _whiten_inputs(0, 0, 0, random_shape=True), hidden=True),
             Case("N_train=2, D=3: a rank-1 covariance", _whiten_inputs(2, 2, 3), hidden=True,
-                 hint="with N <= D the covariance is singular: eps keeps every 1 / sqrt(lambda + eps) finite"),
+                 hint="with N <= D the covariance is singular: eps keeps every scale finite"),
             Case("independent features, diagonal covariance",
                  _whiten_inputs(60, 10, 6, mixing=False), hidden=True),
             Case("test set shifted", _whiten_inputs(80, 20, 5, test_shift=3.0), hidden=True),

@@ -74,8 +74,30 @@ def _torch_conventions(inputs):
     return 1.0 - keras["momentum"], keras["epsilon"]
 
 
+# Compared (and reported) in this order: a wrong buffer is the root cause of a wrong eval output.
+LAYER_COMPARED = ("initial state", "running_mean", "running_var", "num_batches_tracked",
+                  "training", "outputs")
+
+
+def _in_compared_order(compute):
+    """A function returning LAYER_RETURNS' values, returning them in LAYER_COMPARED's order."""
+    @functools.wraps(compute)
+    def ordered(inputs):
+        values = dict(zip(LAYER_RETURNS, compute(inputs)))
+        return tuple(values[n] for n in LAYER_COMPARED)
+    return ordered
+
+
+@_in_compared_order
 def _layer_reference(inputs):
     from autograder import reference as R
+    keras = inputs["keras"]
+    if keras is not None:  # what Keras does: biased variance in the moving average
+        return R.keras_batchnorm_layer_script(
+            inputs["num_features"], [(s["mode"], s["x"]) for s in inputs["steps"]],
+            inputs["weight"], inputs["bias"], momentum=keras["momentum"], epsilon=keras["epsilon"],
+            running_mean=inputs["running_mean"], running_var=inputs["running_var"],
+            num_batches_tracked=inputs["num_batches_tracked"])
     momentum, eps = _torch_conventions(inputs)
     return R.batchnorm_layer_script(
         inputs["num_features"], [(s["mode"], s["x"]) for s in inputs["steps"]], inputs["weight"],
@@ -85,15 +107,21 @@ def _layer_reference(inputs):
 
 def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True,
                    eval_batch_stats=False, update_in_eval=False, running_in_training=False,
-                   keras_raw_momentum=False, keras_default_eps=False):
-    """A wrong layer run through the same script, for naming a student's mistake."""
+                   keras_raw_momentum=False, keras_default_eps=False, keras_torch_converted=False,
+                   zero_as_none=False):
+    """A wrong layer run through the same script, for naming a student's mistake. A layer from
+    ``from_keras`` keeps the biased running variance (Keras' rule) unless the mistake is
+    ``keras_torch_converted``, the torch layer with momentum 1 - m."""
+    @_in_compared_order
     def compute(inputs):
         import torch
         from autograder import reference as R
         momentum, eps = _torch_conventions(inputs)
+        biased = biased_running
         if inputs["keras"] is not None:
             momentum = inputs["keras"]["momentum"] if keras_raw_momentum else momentum
             eps = 1e-5 if keras_default_eps else eps
+            biased = not keras_torch_converted
         c = inputs["num_features"]
         rm = R.tensor(np.zeros(c) if inputs["running_mean"] is None else inputs["running_mean"])
         rv = R.tensor(np.ones(c) if inputs["running_var"] is None else inputs["running_var"])
@@ -120,10 +148,10 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
                 tracked += 1
                 reported += 1 if count else 0
                 factor = momentum
-                if momentum is None:
+                if momentum is None or (zero_as_none and momentum == 0):
                     factor = 1.0 / tracked if none_as is None else none_as
                 n = x.numel() // c
-                var_run = var if biased_running else var * n / max(n - 1, 1)
+                var_run = var if biased else var * n / max(n - 1, 1)
                 if flipped:
                     rm, rv = factor * rm + (1 - factor) * mu, factor * rv + (1 - factor) * var_run
                 else:
@@ -143,62 +171,72 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
 
 _LAYER_MISTAKES = (
     Mistake("biased running variance",
-            "the batch is normalized with its biased variance (divide by N), but running_var "
-            "averages the UNBIASED one, var * n / (n - 1), with n = N*H*W values per channel",
+            "the batch is normalized with its biased variance, but torch's running_var averages "
+            "the unbiased one: n / (n - 1) times it, with n the number of values per channel",
             _layer_variant(biased_running=True)),
     Mistake("momentum weighting flipped",
-            "PyTorch's momentum weighs the NEW batch: running = (1 - momentum) * running "
-            "+ momentum * batch statistic; Keras' convention is the other way round",
+            "PyTorch's momentum is the weight of the NEW batch statistic in the running average; "
+            "Keras' is the weight of the old average",
             _layer_variant(flipped=True)),
     Mistake("momentum None treated as 0.1",
-            "momentum=None is the cumulative average: after incrementing num_batches_tracked, "
-            "use 1 / num_batches_tracked as this step's weight",
+            "momentum None means the cumulative average: each batch is weighted by one over the "
+            "count of batches seen so far, that count included",
             _layer_variant(none_as=0.1)),
+    Mistake("momentum 0 treated as None",
+            "momentum 0.0 is a number, and a legal one: the running statistics then never move; "
+            "only None means the cumulative average (0.0 is false in an `or`)",
+            _layer_variant(zero_as_none=True)),
     Mistake("num_batches_tracked not counted",
-            "add 1 to num_batches_tracked at every training-mode forward pass (torch counts even "
-            "when momentum is a number)",
+            "num_batches_tracked grows by one at every training-mode forward pass, whether or not "
+            "momentum is a number",
             _layer_variant(count=False)),
     Mistake("batch statistics used at eval",
-            "in eval mode normalize with running_mean and running_var: a test example's output "
-            "must not depend on the rest of its batch",
+            "in eval mode a test example's output must not depend on the rest of its batch",
             _layer_variant(eval_batch_stats=True)),
     Mistake("running statistics updated at eval",
-            "eval mode only reads the buffers: update running_mean, running_var and "
-            "num_batches_tracked in training mode only",
+            "eval mode only reads the buffers; they change in training mode only",
             _layer_variant(update_in_eval=True)),
     Mistake("running statistics used in training",
-            "in training mode normalize with the batch's own mean and biased variance; the "
-            "running statistics are only updated there",
+            "in training mode the batch is normalized with its own statistics; the running ones "
+            "are only updated there",
             _layer_variant(running_in_training=True)),
     Mistake("Keras momentum not converted",
-            "Keras' momentum (0.99) weighs the OLD average; the PyTorch-convention momentum the "
-            "layer uses is 1 - momentum",
+            "Keras' momentum (0.99 by default) is the weight of the OLD average, PyTorch's the "
+            "weight of the new batch",
             _layer_variant(keras_raw_momentum=True)),
     Mistake("Keras epsilon ignored",
-            "from_keras must pass Keras' epsilon (default 1e-3) on as the layer's eps",
+            "a Keras layer adds its own epsilon (1e-3 by default) under the square root, not "
+            "torch's 1e-5",
             _layer_variant(keras_default_eps=True)),
+    Mistake("Keras layer converted to torch's running variance",
+            "converting the momentum is not enough: Keras' moving_variance averages the BIASED "
+            "batch variance (Chapter 4), torch's running_var the unbiased one",
+            _layer_variant(keras_torch_converted=True)),
 )
 
-_NONE_HINT = ("momentum=None: the weight of step k's batch is 1 / num_batches_tracked, counted "
-              "from the layer's own num_batches_tracked")
-_ONE_PASS = ("with mean 1e6 and std 1e-3, E[x^2] - E[x]^2 cancels catastrophically: compute "
-             "the variance as the mean of (x - mu)**2")
+_NONE_HINT = ("momentum None: each batch's weight is one over the number of batches counted so "
+              "far, counted from the layer's own num_batches_tracked")
+_ONE_PASS = ("with mean 1e6 and std 1e-3, a variance computed from the mean of the squares minus "
+             "the squared mean cancels catastrophically; center before squaring")
 _KERAS = {"momentum": 0.99, "epsilon": 1e-3}
 
 _LAYER = Check(
     function="BatchNorm",
     returns=LAYER_RETURNS,
-    compared=LAYER_RETURNS,
+    compared=LAYER_COMPARED,
+    steps=("running_mean", "running_var", "num_batches_tracked", "training"),
     reference=_layer_reference,
     protocol="layer_script",
     cases=(
         Case("(N, C) = (8, 4): train x3, eval, momentum 0.1", _script_inputs((8, 4), "ttte")),
         Case("momentum None: train x4, eval", _script_inputs((6, 3), "tttte", momentum=None),
              hint=_NONE_HINT),
-        Case("(N, C, H, W) = (2, 3, 4, 4): train, train, eval, train",
-             _script_inputs((2, 3, 4, 4), "ttet", loc=1.0)),
+        Case("(N, C, H, W) = (2, 3, 4, 5): train, train, eval, train",
+             _script_inputs((2, 3, 4, 5), "ttet", loc=1.0)),
         Case("from_keras(momentum=0.99, epsilon=1e-3): train x5, eval",
              _script_inputs((10, 3), "ttttte", keras=_KERAS)),
+        Case("momentum 0.0: train x3, eval", _script_inputs((5, 2), "ttte", momentum=0.0),
+             hint="momentum 0.0: the running statistics keep their initial values"),
         Case("random (N, C) and script, momentum 0.1", _script_inputs((0, 0), "", random_shape=True),
              hidden=True),
         Case("random (N, C, H, W) and script, momentum None",
@@ -211,12 +249,15 @@ _LAYER = Check(
              _script_inputs((1, 4, 3, 3), "ttte", momentum=0.3, eval_n=2), hidden=True),
         Case("eval before any training", _script_inputs((5, 3), "ettte"), hidden=True),
         Case("one constant channel, script tttet", _script_inputs((7, 4), "tttet", constant_channel=True),
-             hidden=True, hint="a constant channel has variance 0: sqrt(0 + eps), never NaN"),
+             hidden=True, hint="a constant channel has variance 0: its output must stay finite"),
         Case("Keras layer from the middle of training, 12 steps",
              _script_inputs((4, 6, 2, 2), "tttttettttte", keras={"momentum": 0.9, "epsilon": 1e-2},
                             mid_training=True), hidden=True),
         Case("mean 1e6, std 1e-3", _script_inputs((16, 3), "tttet", loc=1e6, scale=1e-3),
              hidden=True, rtol=1e-5, atol=1e-6, hint=_ONE_PASS),
+        Case("momentum 0.0 from the middle of training, (N, C, H, W)",
+             _script_inputs((3, 4, 2, 3), "ttettt", momentum=0.0, mid_training=True), hidden=True,
+             hint="momentum 0.0: the running statistics keep the values they had"),
     ),
     mistakes=_LAYER_MISTAKES,
 )
@@ -226,6 +267,21 @@ _LAYER = Check(
 
 from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS  # noqa: E402
 MLP_RETURNS = ("loss",) + MLP_PARAMS + MLP_BUFFERS + ("scores",)
+# Step by step, in the order a step computes them: the loss and the buffers come out of the
+# forward pass, the parameters out of the backward pass, last layer first (as backpropagation
+# reaches them); the first step that differs is reported, and in it the first value.
+MLP_BACKWARD_ORDER = ("W3", "b3", "gamma2", "beta2", "W2", "b2", "gamma1", "beta1", "W1", "b1")
+assert sorted(MLP_BACKWARD_ORDER) == sorted(MLP_PARAMS)
+MLP_COMPARED = ("loss",) + MLP_BUFFERS + MLP_BACKWARD_ORDER + ("scores",)
+MLP_STEPS = MLP_COMPARED[:-1]
+
+
+def _mlp_ordered(compute):
+    @functools.wraps(compute)
+    def ordered(inputs):
+        values = dict(zip(MLP_RETURNS, compute(inputs)))
+        return tuple(values[n] for n in MLP_COMPARED)
+    return ordered
 
 
 @functools.lru_cache(maxsize=1)
@@ -271,6 +327,7 @@ def _mlp_inputs(n=16, steps=3, hidden=(16, 12), lr=0.1, momentum=0.1, eps=1e-5, 
     return make
 
 
+@_mlp_ordered
 def _mlp_reference(inputs):
     from autograder import reference as R
     losses, history, scores = R.bn_mlp_train(**inputs)
@@ -281,6 +338,7 @@ def _mlp_variant(loss_sum=False, grad_sum=False, stats_constant=False, biased_ru
                  frozen_bn=False, eval_batch_stats=False, no_running_update=False,
                  aliased_history=False):
     """The same network written out by hand in torch, wrong in one of the ways students are."""
+    @_mlp_ordered
     def compute(inputs):
         import torch
         import torch.nn.functional as F
@@ -338,40 +396,45 @@ def _mlp_variant(loss_sum=False, grad_sum=False, stats_constant=False, biased_ru
 
 _MLP_MISTAKES = (
     Mistake("loss summed over the batch",
-            "the loss is the MEAN cross-entropy over the N examples, so dscores carries a 1/N",
+            "the loss is the MEAN cross-entropy over the N examples, and its gradient is the "
+            "gradient of that mean",
             _mlp_variant(loss_sum=True)),
     Mistake("gradient not divided by the batch size",
-            "the loss is a mean over the batch, so its gradient dscores = (softmax - onehot) / N",
+            "the loss is a mean over the batch: the gradient of the scores carries the same "
+            "1/N as the loss",
             _mlp_variant(grad_sum=True)),
     Mistake("batch statistics treated as constants in backward",
-            "mu and var depend on every example: the BN backward pass needs the mean and "
-            "variance terms of Chapter 3's compact formula, not just gamma / std * dout",
+            "the batch mean and variance depend on every example: the BN backward pass needs "
+            "the mean and variance terms of Chapter 3's compact formula, not only the scaling",
             _mlp_variant(stats_constant=True)),
     Mistake("biased running variance",
-            "running_var averages the UNBIASED batch variance, var * N / (N - 1)",
+            "running_var averages the UNBIASED batch variance, as torch's layer does",
             _mlp_variant(biased_running=True)),
     Mistake("gamma and beta not trained",
-            "gamma1, beta1, gamma2 and beta2 are parameters: update them by SGD like the weights",
+            "gamma1, beta1, gamma2 and beta2 are parameters, trained by SGD like the weights",
             _mlp_variant(frozen_bn=True)),
     Mistake("batch statistics used at eval",
-            "score x_eval in eval mode: normalize with the running statistics",
+            "x_eval is scored in eval mode, with the running statistics",
             _mlp_variant(eval_batch_stats=True)),
     Mistake("running statistics not updated",
-            "every training-mode forward pass updates running_mean and running_var with momentum",
+            "every training-mode forward pass moves running_mean and running_var toward the "
+            "batch's statistics",
             _mlp_variant(no_running_update=True)),
     Mistake("history holds references, not copies",
-            "store copies (v.copy()) in history: a parameter updated in place (W -= lr * dW) "
-            "changes every snapshot that refers to it",
+            "a snapshot in history that refers to an array later updated in place changes with "
+            "it: every step must keep its own values",
             _mlp_variant(aliased_history=True)),
 )
 
-_MLP_HINT = ("the loss of step 1 tests the forward pass; the parameters after step 1 the backward "
-             "pass; later steps and the buffers the running statistics")
+_MLP_HINT = ("read the first step that differs: a wrong loss there points at that step's forward "
+             "pass, a wrong running buffer at the running-statistics update, a wrong parameter "
+             "at the backward pass or the SGD step")
 
 _MLP = Check(
     function="train_bn_mlp",
     returns=MLP_RETURNS,
-    compared=MLP_RETURNS,
+    compared=MLP_COMPARED,
+    steps=MLP_STEPS,
     reference=_mlp_reference,
     protocol="mlp_training",
     rtol=1e-6,
@@ -383,12 +446,14 @@ _MLP = Check(
         Case("random sizes and length", _mlp_inputs(random_sizes=True), hidden=True, hint=_MLP_HINT),
         Case("N=2, 4 steps", _mlp_inputs(n=2, steps=4, hidden=(6, 5)), hidden=True, hint=_MLP_HINT),
         Case("a hidden unit constant over the batch", _mlp_inputs(n=12, dead_unit=True),
-             hidden=True, hint="a unit with zero variance over the batch: sqrt(0 + eps), never NaN"),
+             hidden=True, hint="a unit with zero variance over the batch: its output must stay finite"),
         Case("pixels offset by 100, eps 1e-3, momentum 0.01",
              _mlp_inputs(n=10, steps=4, offset=100.0, eps=1e-3, momentum=0.01), hidden=True,
              hint=_MLP_HINT),
         Case("6 steps, lr 0.05, a single eval example", _mlp_inputs(steps=6, lr=0.05, n_eval=1),
              hidden=True, hint=_MLP_HINT),
+        Case("momentum 0.0: the buffers stay at zeros and ones", _mlp_inputs(n=9, momentum=0.0),
+             hidden=True, hint="momentum 0.0 is a number: the running statistics never move"),
     ),
     mistakes=_MLP_MISTAKES,
 )

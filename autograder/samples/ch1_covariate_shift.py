@@ -47,4 +47,6 @@ def condition_number(x):
         "whiten", ("    mean = x_train.mean(axis=0)\n", "    mean = np.zeros(x_train.shape[1])\n"))),
     Bug("kappa-inverted", "condition_number", "ratio inverted", _edited(
         "condition_number", ("kappa = lam[-1] / lam[0]", "kappa = lam[0] / lam[-1]"))),
+    Bug("whiten-modifies-x_train", "whiten", "modified its input `x_train` in place", _edited(
+        "whiten", ("    xc = x_train - mean", "    x_train -= mean\n    xc = x_train"))),
 ]

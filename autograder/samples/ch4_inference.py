@@ -12,7 +12,8 @@ _edited = partial(edited_solution, "ch4_inference")
 
 BUGS = [
     Bug("biased-running-var", "BatchNorm", "biased running variance", _edited(
-        "BatchNorm", ("m * var * n / (n - 1)", "m * var"))),
+        "BatchNorm", ("batch_var = var * n / (n - 1) if self.unbiased_running_var else var",
+                      "batch_var = var"))),
     Bug("momentum-none-as-default", "BatchNorm", "momentum None treated as 0.1", _edited(
         "BatchNorm", ("m = 1.0 / self.num_batches_tracked if self.momentum is None",
                       "m = 0.1 if self.momentum is None"))),
@@ -43,29 +44,22 @@ BUGS = [
     Bug("flipped-momentum", "BatchNorm", "momentum weighting flipped", _edited(
         "BatchNorm", ("self.running_mean = (1 - m) * self.running_mean + m * mean",
                       "self.running_mean = m * self.running_mean + (1 - m) * mean"),
-        ("self.running_var = (1 - m) * self.running_var + m * var * n / (n - 1)",
-         "self.running_var = m * self.running_var + (1 - m) * var * n / (n - 1)"))),
+        ("self.running_var = (1 - m) * self.running_var + m * batch_var",
+         "self.running_var = m * self.running_var + (1 - m) * batch_var"))),
     Bug("updates-at-eval", "BatchNorm", "running statistics updated at eval", _edited(
         "BatchNorm", ("        if self.training:\n", "        if True:\n"),
         ("        else:\n            mean, var = self.running_mean, self.running_var\n",
          "        if not self.training:\n            mean, var = self.running_mean, self.running_var\n"))),
     Bug("running-stats-in-training", "BatchNorm", "running statistics used in training", _edited(
-        "BatchNorm", ("        else:\n            mean, var = self.running_mean, self.running_var\n",
-                      "        mean, var = self.running_mean, self.running_var\n"),
-        ("            self.running_mean = (1 - m)", "            old_mean, old_var = self.running_mean, self.running_var\n"
-                                                   "            self.running_mean = (1 - m)"),
-        ("            self.running_var = (1 - m) * self.running_var + m * var * n / (n - 1)\n",
-         "            self.running_var = (1 - m) * self.running_var + m * var * n / (n - 1)\n"
-         "            self.running_mean, self.running_var = old_mean, old_var\n"
-         "            new_mean, new_var = (1 - m) * old_mean + m * mean, (1 - m) * old_var + m * var * n / (n - 1)\n"),
-        ("        return self.weight.reshape(per_channel) * x_hat + self.bias.reshape(per_channel)",
-         "        out = self.weight.reshape(per_channel) * x_hat + self.bias.reshape(per_channel)\n"
-         "        if self.training:\n"
-         "            self.running_mean, self.running_var = new_mean, new_var\n"
-         "        return out"))),
+        "BatchNorm", ("            self.num_batches_tracked += 1\n",
+                      "            old = self.running_mean, self.running_var\n"
+                      "            self.num_batches_tracked += 1\n"),
+        ("            self.running_var = (1 - m) * self.running_var + m * batch_var\n",
+         "            self.running_var = (1 - m) * self.running_var + m * batch_var\n"
+         "            mean, var = old\n"))),
     Bug("keras-epsilon-ignored", "BatchNorm", "Keras epsilon ignored", _edited(
-        "BatchNorm", ("return cls(num_features, eps=epsilon, momentum=1.0 - momentum)",
-                      "return cls(num_features, momentum=1.0 - momentum)"))),
+        "BatchNorm", ("layer = cls(num_features, eps=epsilon, momentum=1.0 - momentum)",
+                      "layer = cls(num_features, momentum=1.0 - momentum)"))),
     Bug("gradient-not-averaged", "train_bn_mlp", "gradient not divided by the batch size", _edited(
         "train_bn_mlp", ("        dscores /= n\n", ""))),
     Bug("mlp-biased-running-var", "train_bn_mlp", "biased running variance", _edited(
@@ -78,4 +72,18 @@ BUGS = [
         "train_bn_mlp", ('            buffers[f"running_mean{i}"] = (1 - momentum) * buffers[f"running_mean{i}"] + momentum * mu\n', ""),
         ('            buffers[f"running_var{i}"] = ((1 - momentum) * buffers[f"running_var{i}"]\n'
          '                                          + momentum * var * n / (n - 1))\n', ""))),
+    Bug("keras-torch-converted", "BatchNorm", "Keras layer converted to torch's running variance",
+        _edited("BatchNorm", ("        layer.unbiased_running_var = False  # Keras' moving_variance: "
+                              "the biased batch variance\n", ""))),
+    Bug("momentum-zero-as-none", "BatchNorm", "momentum 0 treated as None", _edited(
+        "BatchNorm", ("m = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum",
+                      "m = self.momentum or 1.0 / self.num_batches_tracked"))),
+    Bug("forward-modifies-x", "BatchNorm", "modified its input `x` in place", _edited(
+        "BatchNorm", ("        x_hat = (x - mean.reshape(per_channel)) / np.sqrt(var.reshape(per_channel) + self.eps)",
+                      "        x -= mean.reshape(per_channel)\n"
+                      "        x_hat = x / np.sqrt(var.reshape(per_channel) + self.eps)"))),
+    Bug("capstone-modifies-params", "train_bn_mlp", "modified its input `params['W1']` in place", _edited(
+        "train_bn_mlp", ("    p = {k: np.array(v, dtype=np.float64) for k, v in params.items()}", "    p = params"),
+        ("        p = {k: v - lr * grads[k] for k, v in p.items()}\n",
+         "        for k in p:\n            p[k] -= lr * grads[k]\n"))),
 ]

@@ -8,6 +8,7 @@ mistakes travel as data (:class:`Known`), never as text to be parsed back.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -26,6 +27,8 @@ class FunctionSpec:
     protocol: str = "call"
     rtol: float = 1e-7
     atol: float = 1e-9
+    steps: tuple[str, ...] = ()     # compared values whose axis 0 is a step: the first step that
+                                    # differs is reported, whichever of them differs there
 
 
 @dataclass(frozen=True)
@@ -53,22 +56,70 @@ class Verdict:
     passed: bool
     message: str
     mistakes: list[Known] = field(default_factory=list)
+    not_implemented: bool = False   # a stub still raising NotImplementedError: no points, but
+                                    # the self-check reports it without stopping Run All
 
 
 @dataclass
 class Result:
     """What one case's run of the student's code gave."""
-    status: str                     # ok | error | shape | not-implemented | missing
+    status: str                     # ok | error | shape | not-implemented | modified | missing
     values: tuple = ()
-    error: str = ""
+    error: str = ""                 # for "modified": the input's name, as input_name gives it
+
+
+MODIFIED_HINT = ("the caller's arrays are inputs, not scratch space: the caller still needs them "
+                 "unchanged after the call")
+
+
+def changed_input(before, after, path: tuple = ()) -> tuple | None:
+    """The path (keys and indices) of the first place ``after`` differs from ``before``, or None."""
+    if isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        same = (isinstance(before, np.ndarray) and isinstance(after, np.ndarray)
+                and before.shape == after.shape and before.dtype == after.dtype
+                and np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+        return None if same else path
+    if isinstance(before, dict):
+        if not isinstance(after, dict) or list(before) != list(after):
+            return path
+        for key in before:
+            found = changed_input(before[key], after[key], path + (key,))
+            if found is not None:
+                return found
+        return None
+    if isinstance(before, (list, tuple)):
+        if type(after) is not type(before) or len(after) != len(before):
+            return path
+        for k, (b, a) in enumerate(zip(before, after)):
+            found = changed_input(b, a, path + (k,))
+            if found is not None:
+                return found
+        return None
+    same = type(before) is type(after) and (before == after or (before != before and after != after))
+    return None if same else path
+
+
+def input_name(protocol: str, path: tuple) -> str:
+    """How a student would name the input at ``path``: the argument's name, with its place."""
+    if protocol == "layer_script" and len(path) >= 3 and path[0] == "steps" and path[2] == "x":
+        return "x"                  # the array a step passed to forward
+    text = str(path[0]) if path else "inputs"
+    for key in path[1:]:
+        text += f"[{key!r}]"
+    return text
 
 
 def run_case(fn, inputs: dict, spec: FunctionSpec) -> Result:
-    """Run the student's code on a private copy of one case's inputs."""
+    """Run the student's code on a private copy of one case's inputs, and check afterwards that
+    it left that copy as it found it (the arguments are the caller's)."""
     try:
         if not callable(fn):
             raise WrongKind(f"{spec.function} is {type(fn).__name__}, not a function")
-        values = run_student(fn, copy.deepcopy(inputs), spec.protocol, len(spec.returns))
+        private = copy.deepcopy(inputs)
+        values = run_student(fn, private, spec.protocol, len(spec.returns))
+        changed = changed_input(inputs, private)
+        if changed is not None:
+            return Result("modified", tuple(values), input_name(spec.protocol, changed))
         return Result("ok", tuple(values))
     except WrongKind as exc:
         return Result("shape", error=str(exc))
@@ -101,10 +152,36 @@ def _where(spec: FunctionSpec, case: CaseSpec) -> str:
     return f"{spec.function}, case '{case.name}'" + (" (hidden)" if case.hidden else "")
 
 
+REBUILD_CALL = {"call": "{f}(**inputs)", "mlp_training": "{f}(**inputs)",
+                "layer_script": "its 'steps' are the forward calls the check made"}
+
+
+def rebuild_line(spec: FunctionSpec, case: CaseSpec) -> str:
+    """One line that rebuilds a visible case's inputs in the student's notebook."""
+    line = f"inputs = visible_case({json.dumps(spec.function)}, {json.dumps(case.name)})"
+    then = REBUILD_CALL.get(spec.protocol, "").format(f=spec.function)
+    return f"Rebuild this case with `{line}`" + (f" (then {then})" if then else "")
+
+
+def _differs(name, arr, exp, rtol, atol) -> str | None:
+    """Why ``arr`` is not ``exp`` (None if it is), for a message."""
+    if arr.shape != exp.shape:
+        return f"`{name}` has shape {arr.shape}; expected {exp.shape}"
+    if not np.all(np.isfinite(arr)) and np.all(np.isfinite(exp)):
+        return f"`{name}` contains NaN or inf"
+    if not np.allclose(arr, exp, rtol=rtol, atol=atol):
+        err = float(np.max(np.abs(arr.astype(np.float64) - exp)))
+        return f"`{name}` differs from the reference (max abs error {err:.3g})"
+    return None
+
+
 def compare(spec: FunctionSpec, case: CaseSpec, got: Sequence, expected: Sequence[np.ndarray],
             known: Callable[[], Iterable[tuple[Known, Sequence]]]) -> Verdict:
     """Compare one case's returned values with the expected ones; name the mistake if known.
 
+    Values are compared in ``spec.compared`` order, so a table lists a root cause (a buffer, a
+    parameter gradient) before what it feeds. The values named in ``spec.steps`` are compared
+    step by step together: the first step where any of them differs is reported, by number.
     ``known()`` gives (mistake, the values that mistake returns) pairs; it is called only when
     the values are wrong.
     """
@@ -119,20 +196,40 @@ def compare(spec: FunctionSpec, case: CaseSpec, got: Sequence, expected: Sequenc
             text += ". Likely mistake: " + "; or ".join(map(str, found))
         else:
             text += f". Hint: {case.hint}" if case.hint else "."
+            if not case.hidden:
+                text += " " + rebuild_line(spec, case) + "."
         return Verdict(spec.function, False, text, found)
 
+    arrays = {}
     for name, value, exp in zip(spec.compared, chosen, expected):
         arr = as_number_array(value)
         if arr is None:
             return Verdict(spec.function, False, f"{where}: `{name}` is {describe(value)}; expected "
                                                  f"a NumPy float array of shape {exp.shape}")
-        if arr.shape != exp.shape:
-            return fail(f"{where}: `{name}` has shape {arr.shape}; expected {exp.shape}")
-        if not np.all(np.isfinite(arr)) and np.all(np.isfinite(exp)):
-            return fail(f"{where}: `{name}` contains NaN or inf")
-        if not np.allclose(arr, exp, rtol=rtol, atol=atol):
-            err = float(np.max(np.abs(arr.astype(np.float64) - exp)))
-            return fail(f"{where}: `{name}` differs from the reference (max abs error {err:.3g})")
+        arrays[name] = (arr, exp)
+    stepped = [n for n in spec.compared if n in spec.steps and arrays[n][1].ndim > 0]
+    done_steps = False
+    for name in spec.compared:
+        if name in stepped:
+            if done_steps:
+                continue
+            done_steps = True
+            # shapes first (a wrong number of steps is not a step that differs)
+            for n in stepped:
+                arr, exp = arrays[n]
+                if arr.shape != exp.shape:
+                    return fail(f"{where}: `{n}` has shape {arr.shape}; expected {exp.shape}")
+            n_steps = min(arrays[n][1].shape[0] for n in stepped)
+            for k in range(n_steps):
+                for n in stepped:
+                    arr, exp = arrays[n]
+                    why = _differs(n, arr[k], exp[k], rtol, atol)
+                    if why:
+                        return fail(f"{where}: at step {k + 1}, {why}")
+            continue
+        why = _differs(name, *arrays[name], rtol, atol)
+        if why:
+            return fail(f"{where}: {why}")
     return Verdict(spec.function, True, f"{where}: ok")
 
 
@@ -166,7 +263,12 @@ def decide(spec: FunctionSpec, cases: Iterable[tuple[CaseSpec, Result, Callable,
                                                  f"{why_missing or 'the check cell did not run'}")
         if result.status == "not-implemented" or result.error.startswith("NotImplementedError"):
             return Verdict(spec.function, False,
-                           f"{spec.function} is not implemented yet (it raised NotImplementedError)")
+                           f"{spec.function} is not implemented yet (it raised NotImplementedError)",
+                           not_implemented=True)
+        if result.status == "modified":
+            mistake = Known(f"modified its input `{result.error[:80]}` in place", MODIFIED_HINT)
+            return Verdict(spec.function, False, f"{where}: an argument changed during the call. "
+                                                 f"Likely mistake: {mistake}", [mistake])
         if result.status == "shape":
             return Verdict(spec.function, False, f"{where}: {result.error}")
         if result.status != "ok":
