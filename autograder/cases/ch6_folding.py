@@ -122,7 +122,7 @@ def _mistakes(unit, in_axis_hint):
     )
 
 
-_DEAD = ("a channel with running_var = 0 is legal (it was always constant in training); "
+_DEAD = ("a channel whose running variance is 0 is legal (it was always constant in training); "
          "eps keeps its scale finite")
 
 CHECKS = [
@@ -508,7 +508,7 @@ CHECKS.append(Check(
              _bn_conv_inputs((4, 6, 3, 3), negative_gamma=True, mean_scale=50.0), hidden=True),
         Case("a dead channel (running_var=0), eps=0.1",
              _bn_conv_inputs((3, 5, 3, 3), dead=True, eps=0.1), hidden=True, hint=_DEAD),
-        Case("a tiny gamma", _bn_conv_inputs((4, 3, 3, 3), small_gamma=True), hidden=True,
+        Case("a tiny gamma (1e-3)", _bn_conv_inputs((4, 3, 3, 3), small_gamma=True), hidden=True,
              rtol=1e-7, atol=1e-7,
              hint="gamma 1e-3 on channel 0 makes its pad value large; that is right, not a bug"),
     ),
