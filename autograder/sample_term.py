@@ -103,7 +103,7 @@ def write(assignment: str, release: Path, solution: Path, out: Path, lms: str = 
                 put(z, _name(p, lms, f"{assignment}.ipynb", False), nbformat.writes(first), when - dt.timedelta(hours=5))
                 filename = f"{assignment}-1.ipynb" if lms == "canvas" else f"{assignment} (2).ipynb"
             put(z, _name(p, lms, filename, late), nbformat.writes(nb), when)
-        strays = submitters[11], submitters[12]
+        strays = submitters[11 % len(submitters)], submitters[12 % len(submitters)]
         put(z, _name(strays[0], lms, "derivation.pdf", False), b"%PDF-1.4 not really\n", DUE - dt.timedelta(days=1))
         put(z, _name(strays[1], lms, "ch9_unknown.ipynb", False), nbformat.writes(notebooks[0]), DUE - dt.timedelta(days=1))
         put(z, ".DS_Store", b"\0\0\0\1Bud1", DUE - dt.timedelta(days=1))

@@ -441,7 +441,7 @@ def standing(api, assignment: str) -> dict:
             late = float(sub.total_seconds_late or 0)
             penalty = plugin.late_submission_penalty(student.id, raw, late) if late > 0 else 0.0
             awaiting = sum(1 for nb in sub.notebooks for g in nb.grades
-                           if g.cell_type == "markdown" and g.manual_score is None)
+                           if g.cell_type == "markdown" and g.needs_manual_grade)
             out[student.id] = {
                 "status": "submitted", "raw_score": raw, "penalty": penalty,
                 "score": max(0.0, raw - penalty), "max_score": max_score,

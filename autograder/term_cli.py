@@ -60,6 +60,7 @@ def _known(assignment: str) -> str:
 def run(args) -> int:
     from autograder import grading, term
     api = grading.make_api()
+    Path(api.coursedir.root).mkdir(parents=True, exist_ok=True)
     if args.command == "sample-class":
         from autograder import sample_term
         from autograder.grading import assignment_ids
@@ -105,6 +106,10 @@ def run(args) -> int:
                            out, feedback=not args.no_feedback)
         for key, path in paths.items():
             print(f"{key:<24} {path}")
+        waiting = sum(st.get("awaiting", 0) for a in chosen for st in term.standing(api, a).values())
+        if waiting:
+            print(f"note: {waiting} written answers still await a person (`python -m autograder "
+                  f"formgrader`); they count 0 until graded. Export again afterwards.")
         print(f"({time.monotonic() - start:.1f} s)")
         return 0
     if args.command == "formgrader":
@@ -120,12 +125,13 @@ def _graded(api) -> set:
 
 def _formgrader(api, args) -> int:
     """nbgrader's formgrader is a Jupyter server extension; it reads nbgrader_config.py from the
-    server's working directory, so the server runs in autograder/."""
+    server's working directory (so the server runs in autograder/) and wants the course root
+    inside the server's root."""
     import os
     import subprocess
     here = Path(__file__).resolve().parent
     cmd = [sys.executable, "-m", "jupyter", "server", f"--ip={args.ip}", f"--port={args.port}",
-           "--no-browser", f"--ServerApp.root_dir={here}",
+           "--no-browser", f"--ServerApp.root_dir={Path(api.coursedir.root).resolve()}",
            "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"]
     print(f"formgrader: http://{args.ip}:{args.port}/formgrader (the token is printed below; Ctrl-C stops it)")
     return subprocess.call(cmd, cwd=here, env={**os.environ})
