@@ -197,3 +197,65 @@ def test_export_for_canvas_and_moodle(term_class):
         assert len(z.namelist()) == 8
     late = (root / "feedback" / "41042" / A / f"{A}.html").read_text()
     assert "Late submission penalty" in late
+
+
+def test_formgrader_grades_a_written_answer(term_class, tmp_path):
+    """nbgrader's formgrader in headless Chromium: open a submission, grade its written answer,
+    and the exported total changes."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from test_site import CHROMIUM, FLAGS
+    root, env, _ = term_class
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        notebook_id = gb.find_submission_notebook(A, A, "41007").id
+    assert run_cli("export", A, "--no-feedback", env=env).returncode == 0
+    before = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
+    assert float(before) == 10
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "term-test-token"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "formgrader", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **env, "JUPYTER_TOKEN": token, "HOME": str(tmp_path),
+             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(server.stdout.read()[-3000:])
+                time.sleep(0.5)
+        from playwright.sync_api import sync_playwright
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            page.goto(f"{base}/formgrader/submissions/{notebook_id}/?token={token}")
+            box = page.locator("input.score#written_biased_variance")
+            box.wait_for(timeout=60000)
+            assert "Because batch normalization normalizes the batch" in page.content()
+            with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"):
+                box.fill("2")
+                box.press("Tab")
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    done = run_cli("export", A, "--no-feedback", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
+    assert float(after) == 12
