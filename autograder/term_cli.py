@@ -133,5 +133,7 @@ def _formgrader(api, args) -> int:
     cmd = [sys.executable, "-m", "jupyter", "server", f"--ip={args.ip}", f"--port={args.port}",
            "--no-browser", f"--ServerApp.root_dir={Path(api.coursedir.root).resolve()}",
            "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")  # Jupyter refuses root unless told; it listens on --ip only
     print(f"formgrader: http://{args.ip}:{args.port}/formgrader (the token is printed below; Ctrl-C stops it)")
     return subprocess.call(cmd, cwd=here, env={**os.environ})

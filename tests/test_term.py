@@ -241,7 +241,9 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page()
-            page.goto(f"{base}/formgrader/submissions/{notebook_id}/?token={token}")
+            page.goto(f"{base}/login?token={token}")          # Jupyter's login cookie
+            with page.expect_response(lambda r: "/formgrader/api/grades" in r.url and r.ok, timeout=60000):
+                page.goto(f"{base}/formgrader/submissions/{notebook_id}/")
             box = page.locator("input.score#written_biased_variance")
             box.wait_for(timeout=60000)
             assert "Because batch normalization normalizes the batch" in page.content()
@@ -259,3 +261,26 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     after = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
     assert float(after) == 12
+
+
+@pytest.mark.parametrize("assignment", ["ch1_covariate_shift", "ch2_forward", "ch3_backward",
+                                        "ch4_inference", "ch5_alternatives", "ch6_folding"])
+def test_written_questions_end_each_exercise_with_the_rubric_hidden(assignment):
+    """A manually graded answer cell (nbgrader grade + solution, markdown, with points) closes each
+    exercise; the release keeps the question and drops the model answer and rubric."""
+    import nbformat
+    from autograder.written import QUESTIONS
+    repo = Path(__file__).resolve().parents[1]
+    source = nbformat.read(repo / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    release = nbformat.read(repo / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    ids = [g for g, *_ in QUESTIONS[assignment]]
+    last = source.cells[-1]
+    assert last.cell_type == "markdown" and last.metadata.nbgrader["grade_id"] == ids[-1]
+    assert last.metadata.nbgrader["grade"] and last.metadata.nbgrader["solution"]
+    assert last.metadata.nbgrader["points"] > 0 and "Rubric" in last.source
+    answer = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ids[-1])
+    prompt = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ids[-1] + "_prompt")
+    assert answer.source.strip() == "YOUR ANSWER HERE"
+    assert QUESTIONS[assignment][-1][1][:40] in prompt.source
+    text = (repo / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+    assert "Rubric" not in text and "Model answer" not in text
