@@ -163,7 +163,6 @@ class CourseCollector(FileNameCollectorPlugin):
     assignment = Unicode("").tag(config=True)
     notebooks = Dict({}).tag(config=True)          # normalized name -> release notebook file name
     due = Unicode("").tag(config=True)
-    valid_ext = [".ipynb"]
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -256,9 +255,8 @@ def _zip_collect_app():
                     backup.parent.mkdir(parents=True, exist_ok=True)
                     shutil.rmtree(backup, ignore_errors=True)
                     shutil.move(str(dest), str(backup))
-                    self.report.replaced.append(
-                        (student, f"{old:%Y-%m-%d %H:%M} -> {new:%Y-%m-%d %H:%M}" if old else "undated earlier copy"
-                         f" (earlier copy kept in {backup})"))
+                    change = f"{old:%Y-%m-%d %H:%M} -> {new:%Y-%m-%d %H:%M}" if old and new else "undated copy"
+                    self.report.replaced.append((student, f"{change} (the earlier copy is kept in {backup})"))
                 todo[student] = data
                 self.report.collected.append((student, ", ".join(names)))
             super()._transfer_files(todo)
