@@ -75,7 +75,7 @@ def export(api, config, assignments: list[str], lms: str, out: Path, feedback: b
             if st.get("status") != "submitted":
                 row += [None, "missing: no submission"]
             else:
-                late = f"{st['late']}: -{st['penalty']:g} points" if st["penalty"] else st["late"]
+                late = f"{st['late']}, -{st['penalty']:g} points" if st["penalty"] else st["late"]
                 row += [cell(a, sid), late]
         rows.append(row)
     paths["moodle"] = term.write_csv(out / "moodle_grades.csv", header, rows)

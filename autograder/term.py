@@ -443,12 +443,20 @@ def standing(api, assignment: str) -> dict:
             out[student.id] = {
                 "status": "submitted", "raw_score": raw, "penalty": penalty,
                 "score": max(0.0, raw - penalty), "max_score": max_score,
-                "seconds_late": late, "late": describe_late(late) if late > 0 else "",
+                "seconds_late": late, "late": _late_text(plugin, late),
                 "timestamp": sub.timestamp, "awaiting": awaiting,
                 "name": " ".join(x for x in (student.first_name, student.last_name) if x),
                 "email": student.email or "",
             }
     return out
+
+
+def _late_text(plugin: CoursePenalty, seconds: float) -> str:
+    """'' when on time; '1 d 6 h late (-20 %)'; '5 min late (grace period)'."""
+    if seconds <= 0:
+        return ""
+    percent = plugin.percent(seconds)
+    return describe_late(seconds) + (f" (-{percent:g} %)" if percent else " (grace period)")
 
 
 def refresh_penalties(api, assignment: str) -> None:
@@ -491,7 +499,7 @@ def note(row, text: str) -> str:
     extra = []
     if get("late"):
         pen = get("penalty") or 0
-        extra.append(f"{get('late')}" + (f", -{pen:g} points" if pen else ", within the grace period"))
+        extra.append(f"{get('late')}" + (f", -{pen:g} points" if pen else ""))
     if get("awaiting"):
         n = get("awaiting")
         extra.append(f"{n} written answer{'s' if n != 1 else ''} await{'s' if n == 1 else ''} a person")

@@ -148,8 +148,8 @@ def test_table_marks_missing_late_and_written(term_class):
     out = graded.stdout
     assert "missing" in _line(out, "41056") and "MISSING: no submission" in _line(out, "41056")
     assert "missing" in _line(out, "41063")
-    assert "1 d 6 h late, -2 points" in _line(out, "41042")          # two started days: 20 % of 10
-    assert "5 min late, within the grace period" in _line(out, "41035")
+    assert "1 d 6 h late (-20 %), -2 points" in _line(out, "41042")          # two started days: 20 % of 10
+    assert "5 min late (grace period)" in _line(out, "41035")
     assert "1 written answer awaits a person" in _line(out, "41000")
     assert "written answers await a person: `python -m autograder formgrader`" in out
 
@@ -159,7 +159,7 @@ def test_grades_csv_and_report_say_missing_not_zero(term_class):
     rows = {r["student_id"]: r for r in _rows(root / "grades.csv")}
     assert rows["41056"]["status"] == "missing" and rows["41056"]["score"] == ""
     assert rows["41000"]["status"] == "submitted" and float(rows["41000"]["score"]) == 10
-    assert rows["41042"]["late"] == "1 d 6 h late" and float(rows["41042"]["late_submission_penalty"]) == 2
+    assert rows["41042"]["late"] == "1 d 6 h late (-20 %)" and float(rows["41042"]["late_submission_penalty"]) == 2
     assert rows["41000"]["written_awaiting"] == "1"
     report = (root / "grade_report.html").read_text()
     assert "2 missing, 3 late, " in report and "Missing (on the roster, no submission)" in report
