@@ -47,7 +47,7 @@ class Row:
     functions: dict = field(default_factory=dict)   # grade_id -> (passed, message)
     mistakes: list = field(default_factory=list)   # names of the known mistakes recognised
     seconds: float = 0.0
-    late: str = ""                     # "1 d 6 h late" (autograder.term fills these three)
+    late: str = ""                     # "1 d 6 h late (-20 %)" (autograder.term fills these three)
     penalty: float = 0.0               # points taken for lateness
     awaiting: int = 0                  # written answers no person has graded yet
 
