@@ -284,3 +284,12 @@ def test_written_questions_end_each_exercise_with_the_rubric_hidden(assignment):
     assert QUESTIONS[assignment][-1][1][:40] in prompt.source
     text = (repo / "exercises" / assignment / f"{assignment}.ipynb").read_text()
     assert "Rubric" not in text and "Model answer" not in text
+
+
+def test_table_notes_are_cut_at_a_word():
+    from autograder.term import cut
+    message = "batchnorm_forward, case 'mean 1e4, std 1e-2': `out` differs from the reference (max abs error 0.41)"
+    short = cut(message, 60)
+    assert len(short) <= 60 and short.endswith(" …")
+    assert message.startswith(short[:-2]) and message[len(short) - 2] == " "   # the cut falls between words
+    assert cut("all checks pass", 60) == "all checks pass"
