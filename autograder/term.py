@@ -168,9 +168,13 @@ class CourseCollector(FileNameCollectorPlugin):
         super().__init__(**kw)
         self.seen: dict[str, dict | str] = {}      # relative path -> info (matched) or reason
 
+    def relative(self, path: str) -> str:
+        """The file's path inside the download: below extracted/<download's own name>/."""
+        rel = (os.path.relpath(path, self.extracted) if self.extracted else path).replace(os.sep, "/")
+        return rel.split("/", 1)[1] if self.extracted and "/" in rel else rel
+
     def collect(self, submitted_file):
-        rel = os.path.relpath(submitted_file, self.extracted) if self.extracted else submitted_file
-        rel = rel.replace(os.sep, "/")
+        rel = self.relative(submitted_file)
         info = self._why_not(rel, submitted_file)
         self.seen[rel] = info
         return info if isinstance(info, dict) else None
@@ -226,9 +230,8 @@ def _zip_collect_app():
             data = super()._collect_files(src_files)
             seen = self.collector_plugin_inst.seen
             kept = {f for d in data.values() for f in d["src_files"]}
-            ext = self.collector_plugin_inst.extracted
             for path in src_files:
-                rel = os.path.relpath(path, ext).replace(os.sep, "/")
+                rel = self.collector_plugin_inst.relative(path)
                 info = seen.get(rel)
                 if isinstance(info, str):
                     self.report.unmatched.append((rel, info))
@@ -242,7 +245,7 @@ def _zip_collect_app():
             for student, data in collected_data.items():
                 dest = Path(self.coursedir.format_path(self.coursedir.submitted_directory, student,
                                                        self.coursedir.assignment_id))
-                names = [os.path.relpath(p, self.collector_plugin_inst.extracted) for p in data["src_files"]]
+                names = [self.collector_plugin_inst.relative(p) for p in data["src_files"]]
                 if dest.exists() and any(dest.iterdir()):
                     old = self.coursedir.get_existing_timestamp(str(dest))
                     new = data["timestamp"]
