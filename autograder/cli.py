@@ -4,6 +4,7 @@
     sample-class [A ...|--all]   put the bundled sample class into autograder/submitted/
     kits     [A ...|--all]   build the student kits (_build/kits/<A>.zip) and the visible checks
     grade    [A ...|--all]   grade every submission: gradebook, autograded/, feedback/, grades.csv
+    collect, roster, due, export, formgrader: a term with the course (autograder/term_cli.py)
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def _assignments(args) -> list[str]:
 
 
 def _table(rows) -> str:
+    from autograder import term
     w = max([len("student")] + [len(r.student) for r in rows])
     lines = [f"{'student':<{w}} {'assignment':<20} {'score':>9}  result"]
     for r in rows:
@@ -37,8 +39,11 @@ def _table(rows) -> str:
                 note += " — " + "; ".join(sorted(set(r.mistakes)))
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
-                note += " — " + first[:90]
-        lines.append(f"{r.student:<{w}} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {note}")
+                note += " — " + term.cut(first, 90)
+        lines.append(f"{r.student:<{w}} {r.assignment:<20} {term.score_text(r)}  {term.note(r, note)}")
+    waiting = sum(getattr(r, "awaiting", 0) for r in rows)
+    if waiting:
+        lines.append(f"\n{waiting} written answers await a person: `python -m autograder formgrader`")
     return "\n".join(lines)
 
 
@@ -66,12 +71,16 @@ def main(argv=None) -> int:
                            help="run student code WITHOUT bubblewrap (unsafe; for machines where it cannot start)")
             p.add_argument("--no-feedback", action="store_true", help="skip feedback HTML")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from autograder import term_cli
+    term_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     # nbgrader runs `alembic` from PATH: make the interpreter's own bin dir come first.
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter inside nbgrader
 
+    if term_cli.wants(args):
+        return term_cli.run(args)
     from autograder import grading
     assignments = _assignments(args)
     api = grading.make_api()

@@ -47,6 +47,9 @@ class Row:
     functions: dict = field(default_factory=dict)   # grade_id -> (passed, message)
     mistakes: list = field(default_factory=list)   # names of the known mistakes recognised
     seconds: float = 0.0
+    late: str = ""                     # "1 d 6 h late (-20 %)" (autograder.term fills these three)
+    penalty: float = 0.0               # points taken for lateness
+    awaiting: int = 0                  # written answers no person has graded yet
 
 
 # ---- configuration ------------------------------------------------------------------------
@@ -173,11 +176,14 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
         store = RunStore(run_dir, chosen, settings.limits())
         config.SandboxedJudge.runs = store
         api = make_api(config)
+        from autograder import term
         for assignment in assignments:
-            rows += _grade_assignment(api, store, assignment, students, workers, progress)
+            rows += term.annotate(api, assignment,
+                                  _grade_assignment(api, store, assignment, students, workers, progress),
+                                  students)
             if feedback:
                 write_feedback(config, assignment,
-                               [r.student for r in rows if r.assignment == assignment],
+                               [r.student for r in rows if r.assignment == assignment and r.status != "missing"],
                                whole_class=students is None)
         export_csv(api)
     from autograder import report
@@ -189,6 +195,8 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
 def _grade_assignment(api, store: RunStore, assignment: str, students, workers: int,
                       progress: bool) -> list[Row]:
     ensure_source_in_gradebook(api, assignment, store.run_dir.scratch(f"release-{assignment}"))
+    from autograder import term
+    term.apply_due(api, assignment)  # Term.due from nbgrader_config.py, before nbgrader computes lateness
     notebooks = source_notebooks(api, assignment)
     who = [s for s in submitted_students(api, assignment) if students is None or s in students]
     jobs = [(s, n) for s in who for n in notebooks]
@@ -315,9 +323,7 @@ def _scores(api, assignment: str, student: str) -> tuple[float, float]:
 
 
 def export_csv(api) -> Path:
-    from nbgrader.api import Gradebook
-    from nbgrader.plugins import CsvExportPlugin
-    dest = Path(api.coursedir.root) / "grades.csv"
-    with Gradebook(api.coursedir.db_url) as gb:
-        CsvExportPlugin(to=str(dest)).export(gb)
-    return dest
+    """nbgrader's CSV export columns, plus status (a student on the roster who handed nothing in
+    is *missing*, not 0), lateness and written answers awaiting a person (autograder.term)."""
+    from autograder import term
+    return term.write_grades_csv(api, Path(api.coursedir.root) / "grades.csv")

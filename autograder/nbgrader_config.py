@@ -40,3 +40,20 @@ c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
 # student markdown and outputs may hold raw HTML, scripts or javascript: links.
 c.HTMLExporter.sanitize_html = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# ---- a term (autograder/term.py; README "A term with this course") ----------------------------
+from autograder.term import CoursePenalty  # noqa: E402
+
+# Which platform the bulk downloads come from: "canvas", "moodle" or "plain" (<student>/<file>);
+# c.Term.pattern takes a regular expression for any other layout.
+c.Term.lms = "canvas"
+# Due dates (UTC unless a zone is given); `python -m autograder due A WHEN` sets one instead.
+c.Term.due = {
+    # "ch2_forward": "2026-10-05 23:59 UTC",
+}
+# Late penalty, through nbgrader's late-submission plugin: after 15 minutes' grace, 10 % of the
+# score per started day late, at most 50 %.
+c.AssignLatePenalties.plugin_class = CoursePenalty
+c.CoursePenalty.grace_minutes = 15
+c.CoursePenalty.percent_per_day = 10
+c.CoursePenalty.max_percent = 50

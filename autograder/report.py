@@ -42,16 +42,19 @@ def write(root: Path, rows: list[dict]) -> Path:
     import matplotlib.pyplot as plt
 
     assignments = sorted({r["assignment"] for r in rows})
-    parts = [f"<h1>Grade report</h1><p>{len(rows)} graded submissions, {len(assignments)} "
+    parts = [f"<h1>Grade report</h1><p>{sum(r.get('status') != 'missing' for r in rows)} graded submissions, {len(assignments)} "
              f"assignments. Scores are in <code>grades.csv</code> and the nbgrader gradebook; "
              f"feedback is under <code>feedback/</code>.</p>"]
     for a in assignments:
-        mine = [r for r in rows if r["assignment"] == a]
+        everyone = [r for r in rows if r["assignment"] == a]
+        missing = [r for r in everyone if r.get("status") == "missing"]
+        mine = [r for r in everyone if r.get("status") != "missing"]
         scores = [r["score"] for r in mine]
         top = max((r["max_score"] for r in mine), default=0) or 1
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
         left.hist(scores, bins=[i - 0.5 for i in range(int(top) + 2)], color="#0072B2", edgecolor="white")
-        left.set(title=f"{a}: scores", xlabel=f"score (points out of {top:g})", ylabel="submissions")
+        left.set(title=f"{a}: scores", xlabel=f"score (points out of {top:g})", ylabel="students")
+        left.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole students
         counts = Counter(m for r in mine for m in set(r["mistakes"]))
         common = counts.most_common(8)
         if common:
@@ -66,8 +69,11 @@ def write(root: Path, rows: list[dict]) -> Path:
         plt.close(fig)
         failed = [r for r in mine if r["status"] != "graded"]
         mean = sum(scores) / len(scores) if scores else 0
+        late = sum(1 for r in mine if r.get("late"))
+        waiting = sum(r.get("awaiting", 0) for r in mine)
         parts.append(f"<h2>{html.escape(a)}</h2><p>{len(mine)} submissions, mean {mean:.2f} / {top:g}, "
-                     f"{sum(s == top for s in scores)} full marks, {len(failed)} failed to run.</p>"
+                     f"{sum(s == top for s in scores)} full marks, {len(failed)} failed to run; "
+                     f"{len(missing)} missing, {late} late, {waiting} written answers await a person.</p>"
                      f'<img alt="score histogram and common mistakes for {html.escape(a)}" src="{image}">')
         if failed:
             parts.append("<h3>Submissions that failed to run</h3><table><tr><th>student</th><th>reason</th></tr>"
@@ -76,6 +82,9 @@ def write(root: Path, rows: list[dict]) -> Path:
         parts.append("<h3>Every submission</h3><table><tr><th>student</th><th>score</th><th>notes</th></tr>"
                      + "".join(f"<tr><td>{html.escape(r['student'])}</td><td>{r['score']:g}/{r['max_score']:g}</td>"
                                f"<td>{html.escape(_notes(r))}</td></tr>" for r in mine) + "</table>")
+        if missing:
+            parts.append("<h3>Missing (on the roster, no submission)</h3><p>"
+                         + ", ".join(html.escape(r["student"]) for r in missing) + "</p>")
     page = ("<!doctype html><meta charset='utf-8'><title>Grade report</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -86,7 +95,8 @@ def write(root: Path, rows: list[dict]) -> Path:
 
 
 def _notes(r: dict) -> str:
+    from autograder import term
     if r["status"] != "graded":
-        return "failed: " + r["reason"]
+        return term.note(r, "failed: " + r["reason"])
     lost = [f"{gid}: {msg}" for gid, (ok, msg) in r["functions"].items() if not ok]
-    return " | ".join(lost)[:600] if lost else "all checks pass"
+    return term.note(r, term.cut(" | ".join(lost), 600) if lost else "all checks pass")

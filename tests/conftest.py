@@ -54,17 +54,18 @@ class GradedClass:
     def __init__(self, root: Path, cli: subprocess.CompletedProcess, before: dict, after: dict):
         self.root, self.cli, self.before, self.after = root, cli, before, after
 
+    # Autograded (code) cells only: written answers wait for a person (tests/test_term.py).
     def cell_scores(self, assignment: str, student: str) -> dict[str, float]:
         from nbgrader.api import Gradebook
         with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
             nb = gb.find_submission_notebook(assignment, assignment, student)
-            return {g.name: float(g.score) for g in nb.grades}
+            return {g.name: float(g.score) for g in nb.grades if g.cell_type == "code"}
 
     def max_scores(self, assignment: str) -> dict[str, float]:
         from nbgrader.api import Gradebook
         with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
             nb = gb.find_notebook(assignment, assignment)
-            return {c.name: float(c.max_score) for c in nb.grade_cells}
+            return {c.name: float(c.max_score) for c in nb.grade_cells if c.cell_type == "code"}
 
     def feedback(self, assignment: str, student: str) -> str:
         import html

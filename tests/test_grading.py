@@ -41,7 +41,9 @@ def test_grades_csv_has_nbgraders_columns(graded_class):
     assert {"assignment", "student_id", "score", "max_score"} <= set(rows[0])
     honest = [r for r in rows if r["student_id"] == "sample-honest"]
     assert len(honest) == len(ASSIGNMENT_IDS)
-    assert all(float(r["score"]) == float(r["max_score"]) > 0 for r in honest)
+    from autograder.written import POINTS, QUESTIONS  # written answers await a person: 0 so far
+    assert all(float(r["score"]) == float(r["max_score"]) - POINTS * len(QUESTIONS[r["assignment"]]) > 0
+               and r["status"] == "submitted" for r in honest)
 
 
 def test_feedback_shows_no_hidden_test_source(tmp_path):
@@ -118,7 +120,7 @@ def test_no_sandbox_still_grades_but_warns_loudly(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WARNING: --no-sandbox" in done.stderr
     lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.startswith("sample-")}
-    assert "10/10" in lines["sample-honest"] and "0/10" in lines["sample-blank"]
+    assert "10/12" in lines["sample-honest"] and "0/12" in lines["sample-blank"]  # + a written answer, 2 points
 
 
 def test_refuses_when_the_sandbox_cannot_start(tmp_path):

@@ -1,0 +1,295 @@
+"""A term as the README walks it: a made-up class as the learning platform hands it over, collected,
+graded, written answers graded by a person, grades and feedback exported for the platform."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+A = "ch2_forward"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _term(tmp: Path, lms: str = "canvas", students: int = 30) -> tuple[dict, Path, Path]:
+    env = {"BN_GRADER_ROOT": str(tmp / "root")}
+    done = run_cli("sample-class", A, "--term", str(tmp / "class"), "--lms", lms, "--students", str(students), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return env, tmp / "class" / f"{A}_{lms}.zip", tmp / "class" / "roster.csv"
+
+
+# ---- collect --------------------------------------------------------------------------------------
+
+def test_collect_a_canvas_download(tmp_path):
+    env, archive, roster = _term(tmp_path)
+    before = _digest(archive)
+    assert run_cli("due", A, "2026-10-05 23:59 UTC", env=env).returncode == 0
+    done = run_cli("collect", A, str(archive), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "collected 28 submission(s), replaced 0, kept 0 earlier, unmatched 5 file(s)" in out
+    assert "derivation.pdf: not a notebook (.pdf)" in out
+    assert "ch9_unknown.ipynb: not a notebook of ch2_forward" in out
+    assert ".DS_Store: hidden or system file" in out and "__MACOSX" in out
+    assert "inessilva_41056_900104_ch2_forward.ipynb: older submission of 41056" in out
+    submitted = tmp_path / "root" / "submitted"
+    # renamed copies land at nbgrader's standard path
+    for sid in ("41021", "41028"):                        # "ch2_forward (1).ipynb", "ch2_forward-1.ipynb"
+        assert (submitted / sid / A / f"{A}.ipynb").is_file()
+    # the newer of the two submissions is kept: the earlier one has the planted bug
+    kept = (submitted / "41056" / A / f"{A}.ipynb").read_text()
+    assert "ddof=1" not in kept
+    # times from the archive, Canvas's LATE marker included
+    assert (submitted / "41049" / A / "timestamp.txt").read_text().startswith("2026-10-09 01:59")
+    assert (submitted / "41000" / A / "timestamp.txt").read_text().startswith("2026-10-04 17:59")
+    assert len(list(submitted.iterdir())) == 28
+    assert _digest(archive) == before                    # the download is only read
+
+    # collecting the same download again overwrites nothing
+    again = run_cli("collect", A, str(archive), env=env)
+    assert "collected 0 submission(s), replaced 0, kept 28 earlier" in again.stdout, again.stdout
+    # a newer submission replaces the earlier one, says so, and keeps the earlier copy
+    late = tmp_path / "later"
+    late.mkdir()
+    with zipfile.ZipFile(archive) as z:
+        info = z.getinfo("adalovelace_41000_900000_ch2_forward.ipynb")
+        data = z.read(info)
+    newer = zipfile.ZipInfo("adalovelace_41000_900999_ch2_forward.ipynb", date_time=(2026, 10, 5, 22, 0, 0))
+    with zipfile.ZipFile(late / "resubmitted.zip", "w") as z:
+        z.writestr(newer, data)
+    done = run_cli("collect", A, str(late / "resubmitted.zip"), env=env)
+    assert "collected 1 submission(s), replaced 1" in done.stdout, done.stdout
+    assert "replaced  41000: 2026-10-04 17:59 -> 2026-10-05 22:00" in done.stdout
+    assert (submitted / "41000" / A / "timestamp.txt").read_text().startswith("2026-10-05 22:00")
+    assert list((tmp_path / "root" / "downloaded" / A / "replaced" / "41000").glob("*/ch2_forward.ipynb"))
+
+
+@pytest.mark.parametrize("lms", ["moodle", "plain"])
+def test_collect_other_platforms(tmp_path, lms):
+    env, archive, _ = _term(tmp_path, lms=lms, students=12)
+    done = run_cli("collect", A, str(archive), "--lms", lms, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "collected 10 submission(s)" in done.stdout and "unmatched 5 file(s)" in done.stdout, done.stdout
+    assert (tmp_path / "root" / "submitted" / "41021" / A / f"{A}.ipynb").is_file()
+
+
+def test_collect_a_folder_with_a_custom_pattern(tmp_path):
+    folder = tmp_path / "download"
+    (folder / "week2").mkdir(parents=True)
+    src = Path(__file__).resolve().parents[1] / "exercises" / A / f"{A}.ipynb"
+    (folder / "week2" / f"s-17--{A}.ipynb").write_bytes(src.read_bytes())
+    (folder / "week2" / "s-18--notes.txt").write_text("hello")
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(folder), "--pattern", r"(?:^|/)(?P<student_id>s-\d+)--(?P<file_id>[^/]+)$", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "collected 1 submission(s)" in done.stdout and "s-18--notes.txt: not a notebook (.txt)" in done.stdout
+    assert (tmp_path / "root" / "submitted" / "s-17" / A / f"{A}.ipynb").is_file()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["collect", A, "/nonexistent/x.zip"], "does not exist"),
+    (["collect", A, __file__], "neither a folder nor a zip"),
+    (["collect", A, ".", "--pattern", "(?P<student_id"], "not a regular expression"),
+    (["due", A, "next tuesday-ish"], "is not a date"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, args, message):
+    done = run_cli(*args, env={"BN_GRADER_ROOT": str(tmp_path)})
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]
+
+
+def test_late_policy_and_neutral_csv(tmp_path):
+    from autograder.term import CoursePenalty, write_csv
+    p = CoursePenalty()
+    assert p.late_submission_penalty("s", 10, 10 * 60) == 0           # within 15 minutes' grace
+    assert p.late_submission_penalty("s", 10, 3600) == 1              # a started day: 10 %
+    assert p.late_submission_penalty("s", 10, 86400 * 2.5) == 3       # three started days
+    assert p.late_submission_penalty("s", 10, 86400 * 30) == 5        # at most half
+    dest = write_csv(tmp_path / "x.csv", ["name", "score"],
+                     [["=SUM(1+1)", 3], ["+1", 2.5], ["@cmd", None], ["-x", 0], ["plain", 1]])
+    text = dest.read_text()
+    assert "\"'=SUM(1+1)\"" in text and "\"'+1\"" in text and "\"'@cmd\"" in text and "\"'-x\"" in text
+    assert "\n\"plain\",1\n" in text.replace("\r\n", "\n")
+
+
+# ---- the whole term: grade, written answers, export -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def term_class(tmp_path_factory):
+    """A class of 10 (two never hand in, three late, one duplicate), collected and graded."""
+    tmp = tmp_path_factory.mktemp("term")
+    env, archive, roster = _term(tmp, students=10)
+    for step in (["roster", str(roster)], ["due", A, "2026-10-05 23:59 UTC"], ["collect", A, str(archive)]):
+        done = run_cli(*step, env=env)
+        assert done.returncode == 0, (step, done.stderr[-2000:])
+    graded = run_cli("grade", A, "--quiet", env=env)
+    assert graded.returncode == 0, (graded.stdout + graded.stderr)[-3000:]
+    return tmp / "root", env, graded
+
+
+def _line(out: str, student: str) -> str:
+    return next(ln for ln in out.splitlines() if ln.startswith(student + " "))
+
+
+def test_table_marks_missing_late_and_written(term_class):
+    root, env, graded = term_class
+    out = graded.stdout
+    assert "missing" in _line(out, "41056") and "MISSING: no submission" in _line(out, "41056")
+    assert "missing" in _line(out, "41063")
+    assert "1 d 6 h late (-20 %), -2 points" in _line(out, "41042")          # two started days: 20 % of 10
+    assert "5 min late (grace period)" in _line(out, "41035")
+    assert "1 written answer awaits a person" in _line(out, "41000")
+    assert "written answers await a person: `python -m autograder formgrader`" in out
+
+
+def test_grades_csv_and_report_say_missing_not_zero(term_class):
+    root, env, graded = term_class
+    rows = {r["student_id"]: r for r in _rows(root / "grades.csv")}
+    assert rows["41056"]["status"] == "missing" and rows["41056"]["score"] == ""
+    assert rows["41000"]["status"] == "submitted" and float(rows["41000"]["score"]) == 10
+    assert rows["41042"]["late"] == "1 d 6 h late (-20 %)" and float(rows["41042"]["late_submission_penalty"]) == 2
+    assert rows["41000"]["written_awaiting"] == "1"
+    report = (root / "grade_report.html").read_text()
+    assert "2 missing, 3 late, " in report and "Missing (on the roster, no submission)" in report
+
+
+def _grade_written(root: Path, student: str, points: float) -> None:
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("written_biased_variance", A, A, student)
+        grade.manual_score = points
+        gb.db.commit()
+
+
+def test_export_for_canvas_and_moodle(term_class):
+    root, env, _ = term_class
+    _grade_written(root, "41042", 2)       # late: the penalty is recomputed on the new total
+    done = run_cli("export", A, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = root / "export"
+    canvas = _rows(out / "canvas_grades.csv")
+    assert canvas[0]["Student"] == "Points Possible" and float(canvas[0][A]) == 12
+    by_id = {r["ID"]: r for r in canvas[1:]}
+    assert by_id["41056"][A] == ""                                     # missing: left unchanged
+    assert float(by_id["41042"][A]) == pytest.approx(12 * 0.8)
+    assert float(by_id["41000"][A]) == 10
+    moodle = {r["ID number"]: r for r in _rows(out / "moodle_grades.csv")}
+    assert moodle["41063"]["Full name"] == "'=SUM(1+1) Berg"            # a formula-looking name, neutralized
+    assert moodle["41056"][f"{A} feedback"] == "missing: no submission"
+    assert moodle["41000"]["Email address"] == "ada.lovelace@uni.example"
+    with zipfile.ZipFile(out / "feedback" / A / "41000.zip") as z:
+        assert z.namelist() == [f"{A}_feedback_{A}.html"]
+        assert "Score" in z.read(z.namelist()[0]).decode()
+    with zipfile.ZipFile(out / "feedback" / f"{A}_canvas_upload.zip") as z:
+        assert "adalovelace_41000_900000_ch2_forward_feedback_ch2_forward.html" in z.namelist()
+        assert len(z.namelist()) == 8
+    late = (root / "feedback" / "41042" / A / f"{A}.html").read_text()
+    assert "Late submission penalty" in late
+
+
+def test_formgrader_grades_a_written_answer(term_class, tmp_path):
+    """nbgrader's formgrader in headless Chromium: open a submission, grade its written answer,
+    and the exported total changes."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from test_site import CHROMIUM, FLAGS
+    root, env, _ = term_class
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        notebook_id = gb.find_submission_notebook(A, A, "41007").id
+    assert run_cli("export", A, "--no-feedback", env=env).returncode == 0
+    before = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
+    assert float(before) == 10
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "term-test-token"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "formgrader", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, **env, "JUPYTER_TOKEN": token, "HOME": str(tmp_path),
+             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(server.stdout.read()[-3000:])
+                time.sleep(0.5)
+        from playwright.sync_api import sync_playwright
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            page.goto(f"{base}/login?token={token}")          # Jupyter's login cookie
+            with page.expect_response(lambda r: "/formgrader/api/grades" in r.url and r.ok, timeout=60000):
+                page.goto(f"{base}/formgrader/submissions/{notebook_id}/")
+            box = page.locator("input.score#written_biased_variance")
+            box.wait_for(timeout=60000)
+            assert "Because batch normalization normalizes the batch" in page.content()
+            with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"):
+                box.fill("2")
+                box.press("Tab")
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    done = run_cli("export", A, "--no-feedback", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
+    assert float(after) == 12
+
+
+@pytest.mark.parametrize("assignment", ["ch1_covariate_shift", "ch2_forward", "ch3_backward",
+                                        "ch4_inference", "ch5_alternatives", "ch6_folding"])
+def test_written_questions_end_each_exercise_with_the_rubric_hidden(assignment):
+    """A manually graded answer cell (nbgrader grade + solution, markdown, with points) closes each
+    exercise; the release keeps the question and drops the model answer and rubric."""
+    import nbformat
+    from autograder.written import QUESTIONS
+    repo = Path(__file__).resolve().parents[1]
+    source = nbformat.read(repo / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    release = nbformat.read(repo / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+    ids = [g for g, *_ in QUESTIONS[assignment]]
+    last = source.cells[-1]
+    assert last.cell_type == "markdown" and last.metadata.nbgrader["grade_id"] == ids[-1]
+    assert last.metadata.nbgrader["grade"] and last.metadata.nbgrader["solution"]
+    assert last.metadata.nbgrader["points"] > 0 and "Rubric" in last.source
+    answer = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ids[-1])
+    prompt = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ids[-1] + "_prompt")
+    assert answer.source.strip() == "YOUR ANSWER HERE"
+    assert QUESTIONS[assignment][-1][1][:40] in prompt.source
+    text = (repo / "exercises" / assignment / f"{assignment}.ipynb").read_text()
+    assert "Rubric" not in text and "Model answer" not in text
+
+
+def test_table_notes_are_cut_at_a_word():
+    from autograder.term import cut
+    message = "batchnorm_forward, case 'mean 1e4, std 1e-2': `out` differs from the reference (max abs error 0.41)"
+    short = cut(message, 60)
+    assert len(short) <= 60 and short.endswith(" …")
+    assert message.startswith(short[:-2]) and message[len(short) - 2] == " "   # the cut falls between words
+    assert cut("all checks pass", 60) == "all checks pass"
