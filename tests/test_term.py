@@ -139,6 +139,19 @@ def term_class(tmp_path_factory):
     return tmp / "root", env, graded
 
 
+def _points() -> tuple[float, float]:
+    """The assignment's autograded and written points, from its source notebook."""
+    import nbformat
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / A / f"{A}.ipynb", as_version=4)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    auto = sum(c.metadata.nbgrader["points"] for c in graded if c.cell_type == "code")
+    written = sum(c.metadata.nbgrader["points"] for c in graded if c.cell_type == "markdown")
+    return float(auto), float(written)
+
+
+AUTO, WRITTEN = _points()
+
+
 def _line(out: str, student: str) -> str:
     return next(ln for ln in out.splitlines() if ln.startswith(student + " "))
 
@@ -148,7 +161,8 @@ def test_table_marks_missing_late_and_written(term_class):
     out = graded.stdout
     assert "missing" in _line(out, "41056") and "MISSING: no submission" in _line(out, "41056")
     assert "missing" in _line(out, "41063")
-    assert "1 d 6 h late (-20 %), -2 points" in _line(out, "41042")          # two started days: 20 % of 10
+    # two started days: 20 % of the full autograded score
+    assert f"1 d 6 h late (-20 %), -{0.2 * AUTO:g} points" in _line(out, "41042")
     assert "5 min late (grace period)" in _line(out, "41035")
     assert "1 written answer awaits a person" in _line(out, "41000")
     assert "written answers await a person: `python -m autograder formgrader`" in out
@@ -158,8 +172,9 @@ def test_grades_csv_and_report_say_missing_not_zero(term_class):
     root, env, graded = term_class
     rows = {r["student_id"]: r for r in _rows(root / "grades.csv")}
     assert rows["41056"]["status"] == "missing" and rows["41056"]["score"] == ""
-    assert rows["41000"]["status"] == "submitted" and float(rows["41000"]["score"]) == 10
-    assert rows["41042"]["late"] == "1 d 6 h late (-20 %)" and float(rows["41042"]["late_submission_penalty"]) == 2
+    assert rows["41000"]["status"] == "submitted" and float(rows["41000"]["score"]) == AUTO
+    assert rows["41042"]["late"] == "1 d 6 h late (-20 %)"
+    assert float(rows["41042"]["late_submission_penalty"]) == pytest.approx(0.2 * AUTO)
     assert rows["41000"]["written_awaiting"] == "1"
     report = (root / "grade_report.html").read_text()
     assert "2 missing, 3 late, " in report and "Missing (on the roster, no submission)" in report
@@ -180,11 +195,11 @@ def test_export_for_canvas_and_moodle(term_class):
     assert done.returncode == 0, done.stderr[-2000:]
     out = root / "export"
     canvas = _rows(out / "canvas_grades.csv")
-    assert canvas[0]["Student"] == "Points Possible" and float(canvas[0][A]) == 12
+    assert canvas[0]["Student"] == "Points Possible" and float(canvas[0][A]) == AUTO + WRITTEN
     by_id = {r["ID"]: r for r in canvas[1:]}
     assert by_id["41056"][A] == ""                                     # missing: left unchanged
-    assert float(by_id["41042"][A]) == pytest.approx(12 * 0.8)
-    assert float(by_id["41000"][A]) == 10
+    assert float(by_id["41042"][A]) == pytest.approx((AUTO + WRITTEN) * 0.8)
+    assert float(by_id["41000"][A]) == AUTO
     moodle = {r["ID number"]: r for r in _rows(out / "moodle_grades.csv")}
     assert moodle["41063"]["Full name"] == "'=SUM(1+1) Berg"            # a formula-looking name, neutralized
     assert moodle["41056"][f"{A} feedback"] == "missing: no submission"
@@ -216,7 +231,7 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
         notebook_id = gb.find_submission_notebook(A, A, "41007").id
     assert run_cli("export", A, "--no-feedback", env=env).returncode == 0
     before = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
-    assert float(before) == 10
+    assert float(before) == AUTO
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -260,7 +275,7 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     done = run_cli("export", A, "--no-feedback", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     after = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
-    assert float(after) == 12
+    assert float(after) == AUTO + WRITTEN
 
 
 @pytest.mark.parametrize("assignment", ["ch1_covariate_shift", "ch2_forward", "ch3_backward",
