@@ -299,6 +299,9 @@ def test_written_questions_end_each_exercise_with_the_rubric_hidden(assignment):
     assert QUESTIONS[assignment][-1][1][:40] in prompt.source
     text = (repo / "exercises" / assignment / f"{assignment}.ipynb").read_text()
     assert "Rubric" not in text and "Model answer" not in text
+    from autograder.written import POINTS
+    exercise = (repo / "book" / f"{assignment}.md").read_text().split("## Exercise")[-1]
+    assert f"**written question** ({POINTS} points)" in exercise, "the chapter's Exercise section"
 
 
 def test_table_notes_are_cut_at_a_word():
