@@ -25,7 +25,13 @@ def _assignments(args) -> list[str]:
 
 
 def _table(rows) -> str:
-    w = max([len("student")] + [len(r.student) for r in rows])
+    """The score table; student-controlled text (ids, reasons, messages) with control and bidi
+    characters escaped, so it cannot redraw the terminal."""
+    from autograder.safety import safe_text
+
+    def clean(text) -> str:
+        return safe_text(text, newlines=False)
+    w = max([len("student")] + [len(clean(r.student)) for r in rows])
     lines = [f"{'student':<{w}} {'assignment':<20} {'score':>9}  result"]
     for r in rows:
         if r.status != "graded":
@@ -38,7 +44,7 @@ def _table(rows) -> str:
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
                 note += " — " + first[:90]
-        lines.append(f"{r.student:<{w}} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {note}")
+        lines.append(f"{clean(r.student):<{w}} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {clean(note)}")
     return "\n".join(lines)
 
 
@@ -109,6 +115,10 @@ def main(argv=None) -> int:
         print(f"error: no sandbox can start here: {exc}. Refusing to grade; --no-sandbox runs "
               f"student code unprotected.", file=sys.stderr)
         return 2
+    except grading.SandboxBroken as exc:
+        print(f"error: {exc}. Stopped before writing any grade: the fault is the grader's, not "
+              f"the students'.", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("\ninterrupted: grading stopped, scratch space removed", file=sys.stderr)
         return 130
