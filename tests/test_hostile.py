@@ -629,7 +629,7 @@ def test_interrupted_and_killed_runs_leave_nothing(mode, grader_for, tmp_path_fa
     grader.own(root)
     tmpdir = Path(grader.env["TMPDIR"])
     env = {"BN_GRADER_ROOT": str(root)}
-    seen = {}
+    seen, running_seen = {}, []
     for how in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         proc = grader.popen("grade", A, "--quiet", "--no-feedback", env=env, start_new_session=True)
         deadline = time.monotonic() + 120
@@ -637,6 +637,7 @@ def test_interrupted_and_killed_runs_leave_nothing(mode, grader_for, tmp_path_fa
                 tmpdir.glob("bn-grader-*/jobs/*")):
             time.sleep(0.2)
         time.sleep(1.0)  # sandboxes are running now
+        running_seen += own_runners(tmpdir)
         if how == signal.SIGKILL:  # everything in the session: runuser, the grader, its threads
             subprocess_lines(["pkill", "-KILL", "-s", str(proc.pid)])
         else:
@@ -652,8 +653,76 @@ def test_interrupted_and_killed_runs_leave_nothing(mode, grader_for, tmp_path_fa
     done = grader.run("grade", A, "--quiet", "--no-feedback", "--student", "nobody", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _scratch(tmpdir) == []
-    left = subprocess_lines(["pgrep", "-f", "autograder.student.runner"])
+    assert running_seen, "the test never saw its own sandboxes running"
+    left = own_runners(tmpdir)
     assert left == [], f"sandboxes still running: {left}"
+
+
+def own_runners(tmpdir: Path) -> list[str]:
+    """Sandboxed notebook runs of the grader whose scratch space is under ``tmpdir``, and no other
+    grader's: a run's mounts name its own scratch folder (its staged course is bound from there)."""
+    mine = []
+    marker = f"/{tmpdir.name}/{sb_prefix()}"
+    for pid in subprocess_lines(["pgrep", "-f", "autograder.student.runner"]):
+        try:
+            mounts = Path(f"/proc/{pid}/mountinfo").read_text()
+        except OSError:
+            continue
+        if any(marker in line.split()[3] for line in mounts.splitlines() if len(line.split()) > 3):
+            mine.append(pid)
+    return mine
+
+
+def sb_prefix() -> str:
+    from autograder.sandbox import RUN_PREFIX
+    return RUN_PREFIX
+
+
+def test_leftover_check_sees_only_its_own_runs(tmp_path):
+    """Other grading on the machine (here a process named like a sandboxed run) is not ours."""
+    import subprocess
+    decoy = subprocess.Popen(["bash", "-c", "exec -a 'python -m autograder.student.runner /job 1 1' sleep 60"])
+    try:
+        time.sleep(0.3)
+        assert str(decoy.pid) in subprocess_lines(["pgrep", "-f", "autograder.student.runner"])
+        assert own_runners(tmp_path) == []
+    finally:
+        decoy.kill()
+        decoy.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a course venv the test user cannot reach needs root")
+def test_user_mode_grades_with_the_course_venv_in_a_private_folder(tmp_path):
+    """A clone under a mode-700 folder (e.g. /root): the test user cannot reach the course venv,
+    and user-mode grading still works."""
+    import shutil
+    import subprocess
+    import tempfile
+    from conftest import TEST_USER, _course_packages, _user_grader
+    private = Path(tempfile.mkdtemp(prefix="bncourse-private-"))
+    outside = Path(tempfile.mkdtemp(prefix="bncourse-usertest-"))
+    try:
+        private.chmod(0o700)
+        site, share = _course_packages()
+        (private / "site").symlink_to(site)
+        (private / "share").symlink_to(share)
+        grader = _user_grader(outside, private / "site", private / "share")
+        blocked = subprocess.run(["runuser", "-u", TEST_USER, "--", "ls", str(private / "site")],
+                                 capture_output=True, text=True)
+        assert blocked.returncode != 0  # the course venv is out of the test user's reach
+        root = grader.folder("private-clone")
+        release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
+        honest = samples.honest(release, nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4))
+        (root / "submitted" / "someone" / A).mkdir(parents=True)
+        nbformat.write(honest, root / "submitted" / "someone" / A / f"{A}.ipynb")
+        grader.own(root)
+        done = grader.run("grade", A, "--quiet", env={"BN_GRADER_ROOT": str(root)}, timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        assert "sandbox: user mode" in done.stderr
+        assert _scores(root, "someone") == FULL
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def _signal_grader(proc, how):
