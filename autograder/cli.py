@@ -44,6 +44,8 @@ def _table(rows) -> str:
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
                 note += " — " + first[:90]
+            if r.reason:  # graded, with something to know (a cell stopped, a bad timestamp)
+                note += f" (note: {r.reason[:120]})"
         lines.append(f"{clean(r.student):<{w}} {r.assignment:<20} {r.score:>4g}/{r.max_score:<4g}  {clean(note)}")
     return "\n".join(lines)
 

@@ -87,6 +87,9 @@ class SandboxedJudge(NbGraderPreprocessor):
     processes = Integer(64, help="Processes per sandbox").tag(config=True)
     file_bytes = Integer(16 << 20, help="Largest file the notebook may write").tag(config=True)
     job_bytes = Integer(64 << 20, help="All the notebook may write where results go").tag(config=True)
+    memory_total = Integer(4 << 30, help="All of a sandbox's processes together: cgroup v2 memory.max "
+                                         "where available, else fewer processes with less address "
+                                         "space each").tag(config=True)
     runs = Instance(RunStore, allow_none=True,
                     help="Set by `python -m autograder grade` (its parallel pre-pass); when unset, "
                          "each notebook is run here").tag(config=True)
@@ -94,7 +97,8 @@ class SandboxedJudge(NbGraderPreprocessor):
     def limits(self) -> sb.Limits:
         return sb.Limits(cell_seconds=self.cell_timeout, notebook_seconds=self.notebook_timeout,
                          memory_bytes=self.memory_bytes, processes=self.processes,
-                         file_bytes=self.file_bytes, job_bytes=self.job_bytes)
+                         file_bytes=self.file_bytes, job_bytes=self.job_bytes,
+                         memory_total=self.memory_total)
 
     def resolved_mode(self) -> str:
         return sb.pick_mode(self.mode)

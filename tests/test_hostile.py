@@ -428,6 +428,11 @@ BATCH = [
                                                        "for f in fs if 'inputs' in d or f.startswith('input')]\n"
                                                        "print('INPUTS-ON-DISK' if found else 'NO-INPUTS-ON-DISK')"),
             FULL, "NO-INPUTS-ON-DISK"),
+    Hostile("looks-for-the-course-secret", after("setup", "import os\nfound = [d for top in ('/tmp', '/job', "
+                                                          "'/course', '/root', '/home', '/work', '/etc') "
+                                                          "for d, _, fs in os.walk(top) if '.case_secret' in fs]\n"
+                                                          "print('SECRET-FOUND' if found else 'NO-SECRET-HERE')"),
+            FULL, "NO-SECRET-HERE"),
     Hostile("stashes-hidden-inputs", solution(
         "batchnorm_forward", "import builtins\nbuiltins.STASH = []\n"
         "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    builtins.STASH.append(x.copy())\n"

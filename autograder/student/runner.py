@@ -164,10 +164,10 @@ def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> Non
             break
         limit = min(cell_timeout, left)
         if index in skip:
-            cell["outputs"] = [{"output_type": "error", "ename": "CellTimeout", "traceback": [],
-                                "evalue": f"stopped by the grader: this cell ran past its "
-                                          f"{cell_timeout:g} s limit and could not be interrupted; "
-                                          f"the run resumed after it"}]
+            why = (f"stopped by the grader: this cell ran past its {cell_timeout:g} s limit and could "
+                   f"not be interrupted; the run resumed after it")
+            cell["outputs"] = [{"output_type": "error", "ename": "CellTimeout", "evalue": why,
+                                "traceback": [f"CellTimeout: {why}"]}]
             late.append(index)
             continue
         write_json("progress.json", {"cell": index, "deadline": time.time() + limit})
@@ -178,9 +178,10 @@ def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> Non
             cell["outputs"], cell["execution_count"] = run_cell(shell, source)
         except CellTimeout:
             # The shell is intact: stop this cell only, say so, and go on with the next.
+            why = f"stopped by the grader: cell ran past its {limit:g} s limit"
             cell["outputs"] = CURRENT.outputs + [{
-                "output_type": "error", "ename": "CellTimeout", "traceback": [],
-                "evalue": f"stopped by the grader: cell ran past its {limit:g} s limit"}]
+                "output_type": "error", "ename": "CellTimeout", "traceback": [f"CellTimeout: {why}"],
+                "evalue": why}]
             late.append(index)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
