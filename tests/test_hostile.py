@@ -426,38 +426,50 @@ BATCH = [
     # item 3: hidden inputs are on no disk before their case, and nothing of them survives it
     Hostile("looks-for-hidden-inputs", after("setup", "import os\nfound = [f for d, _, fs in os.walk('/job') "
                                                        "for f in fs if 'inputs' in d or f.startswith('input')]\n"
-                                                       "print('INPUTS-ON-DISK' if found else 'NO-INPUTS-ON-DISK')"),
+                                                       "print(('INPUTS' if found else 'NO-INPUTS') + '-ON-DISK')"),
             FULL, "NO-INPUTS-ON-DISK"),
     Hostile("looks-for-the-course-secret", after("setup", "import os\nfound = [d for top in ('/tmp', '/job', "
                                                           "'/course', '/root', '/home', '/work', '/etc') "
                                                           "for d, _, fs in os.walk(top) if '.case_secret' in fs]\n"
-                                                          "print('SECRET-FOUND' if found else 'NO-SECRET-HERE')"),
+                                                          "print(('SECRET' if found else 'NO-SECRET') + '-HERE')"),
             FULL, "NO-SECRET-HERE"),
     Hostile("stashes-hidden-inputs", solution(
         "batchnorm_forward", "import builtins\nbuiltins.STASH = []\n"
         "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    builtins.STASH.append(x.copy())\n"
-        "    print('HIDDEN-INPUT-' + repr(x.shape))\n"
+        "    print('HIDDEN-' + 'INPUT-' + repr(x.shape))\n"
         "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None",
         after(FWD, "import builtins\nprint(f'STASHED-{len(builtins.STASH)}')")), FULL, "STASHED-0"),
 ]
 
 # item 6: all of a sandbox's processes together stay under its memory cap
-HOLD = """import os, numpy as np, time
+HOLD = """import os, time
+import numpy as np
 pipes = []
-for _ in range(4):
+for _ in range(3):
     r, w = os.pipe()
-    if os.fork() == 0:
-        held = []
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r); os.close(w)
+        break
+    if pid == 0:
+        n = 0
         try:
-            while len(held) < 12:
-                held.append(np.ones(128 << 17))  # 128 MiB, touched
-        except MemoryError:
+            held = []
+            while n < 16:
+                held.append(np.ones(128 << 17)); n += 1
+        except BaseException:
             pass
-        os.write(w, str(len(held)).encode()); time.sleep(3); os._exit(0)
+        finally:
+            try:
+                os.write(w, str(n).encode()); time.sleep(2)
+            finally:
+                os._exit(0)
+    os.close(w)
     pipes.append(r)
 total = sum(int(os.read(r, 16) or b'0') for r in pipes) * 128 / 1024
-print(f'HELD-GIB-{total:.2f}-END')"""
-BATCH.append(Hostile("four-processes-hold-memory", after(FWD, HOLD), FULL, "HELD-GIB-"))
+print('HELD' + f'-GIB-{total:.2f}-PROCS-{len(pipes)}-END')"""
+BATCH.append(Hostile("processes-hold-memory", after(FWD, HOLD), FULL))
 
 HTML += [
     Hostile("image-metadata-with-event-handler", displays(
@@ -470,7 +482,7 @@ HTML += [
 ]
 
 # item 7: student-controlled text cannot write the instructor's terminal, CSV or report
-BAD_IDS = ["\x1b[2K\rfake-honest ch2_forward 10/10 all checks pass\x1b[31m", "=1+2", "a,b", "new\nline",
+BAD_IDS = ["\x1b[2K\rfake-honest ch2_forward 10 of 10 all checks pass\x1b[31m", "=1+2", "a,b", "new\nline",
            "bidi\u202eevil", "@cmd", "-2+3"]
 BIDI_ERROR = forward_returns("(_ for _ in ()).throw(ValueError('\u202e\x1b[2Kfake 10/10'))")
 
@@ -765,17 +777,19 @@ def test_hidden_inputs_leave_no_trace_in_feedback(hostile_class):
     for page in root.joinpath("feedback").rglob("*.html"):
         text = page.read_text()
         assert "INPUTS-ON-DISK" not in text.replace("NO-INPUTS-ON-DISK", "") and "HIDDEN-INPUT-" not in text
+        assert "SECRET-HERE" not in text.replace("NO-SECRET-HERE", "")
 
 
 def test_sandbox_memory_is_capped_in_total(hostile_class):
-    """Four processes together hold no more than the sandbox's total (3 GiB x 64 processes let
-    four processes hold 5 GiB before)."""
+    """A sandbox's processes together hold no more than its total (3 GiB x 64 processes let four
+    processes hold 5 GiB before)."""
     import re
     from autograder import sandbox
-    held = re.search(r"HELD-GIB-([0-9.]+)-END", _feedback(hostile_class["root"], "four-processes-hold-memory"))
+    held = re.search(r"HELD-GIB-([0-9.]+)-PROCS-([0-9]+)-END", _feedback(hostile_class["root"], "processes-hold-memory"))
     assert held, "the memory probe did not report"
-    assert float(held.group(1)) <= sandbox.memory_plan(sandbox.Limits()).total / (1 << 30)
-    assert float(held.group(1)) < 5.0
+    plan = sandbox.memory_plan(sandbox.Limits())
+    assert 0 < float(held.group(1)) <= plan.total / (1 << 30)
+    assert float(held.group(1)) < 5.0 and int(held.group(2)) >= 1
 
 
 def test_rendered_pages_are_bounded(hostile_class):
@@ -792,7 +806,7 @@ def test_autograded_notebooks_keep_only_allow_listed_outputs(hostile_class):
     """What formgrader renders: output types, fields and metadata from an allow-list only."""
     from autograder.safety import SAFE_MIME
     for path in hostile_class["root"].joinpath("autograded").rglob("*.ipynb"):
-        nb = json.loads(path.read_text())
+        nb = nbformat.read(path, as_version=4)
         assert set(nb["metadata"].get("language_info", {"name": "python"}).values()) <= {"python"}, path
         for cell in nb["cells"]:
             assert "attachments" not in cell, path
@@ -821,6 +835,9 @@ def test_student_text_cannot_write_the_terminal_csv_or_report(hostile_class):
     by_id = {r["student_id"]: r for r in rows}
     assert len(rows) == len({r["student_id"] for r in rows})
     for bad in BAD_IDS:
+        if bad == "new\nline":  # nbgrader itself cannot take this id: that row fails alone
+            assert any("FAILED" in ln for ln in table.splitlines() if ln.startswith("new\\nline "))
+            continue
         shown = bad.replace("\n", "\\n").replace("\x1b", "\\u001b").replace("\r", "\\u000d") \
             .replace("\u202e", "\\u202e")
         shown = "'" + shown if shown[:1] in "=+-@" else shown

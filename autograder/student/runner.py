@@ -197,5 +197,9 @@ if __name__ == "__main__":
     skipped = {int(k) for k in sys.argv[4].split(",") if k} if len(sys.argv) > 4 else set()
     try:
         main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), skipped)
-    finally:
-        _exit(0)
+    except BaseException:
+        import traceback
+        traceback.print_exc(file=sys.__stderr__)
+        sys.__stderr__.flush()
+        _exit(1)
+    _exit(0)
