@@ -138,7 +138,8 @@ MAX_NOTEBOOK_CHARS = 512 << 10   # every cell's source together
 
 
 def bound_cells(nb) -> list[str]:
-    """Cut sources past the bounds (the submitted file keeps them); returns what was cut."""
+    """Cut sources past the bounds (the submitted file keeps them), escape control and bidi
+    characters in them; returns what was cut."""
     notes, left = [], MAX_NOTEBOOK_CHARS
     for index, cell in enumerate(nb.cells):
         source = cell.get("source", "")
@@ -151,7 +152,7 @@ def bound_cells(nb) -> list[str]:
                     f"({len(source)} in all); the submitted notebook holds them]")
             source = source[:limit] + ("\n# " + note if cell.get("cell_type") == "code" else "\n\n" + note)
             notes.append(f"cell {index}: {cut} characters not shown")
-        cell["source"] = source
+        cell["source"] = safe_text(source)  # bidi overrides cannot reorder code under review
         left -= min(len(source), left)
         if cell.get("cell_type") != "code":
             cell.pop("attachments", None)

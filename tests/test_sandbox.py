@@ -98,3 +98,18 @@ def test_one_notebook_that_does_not_fit_fails_alone(tmp_path):
     run = _tiny_run(tmp_path, "x = 1\n# " + "y" * (3 << 20),
                     sandbox.Limits(cell_seconds=20, notebook_seconds=40, job_bytes=1 << 20))
     assert run.status == "failed" and "does not fit" in run.reason, run.reason
+
+
+def test_processes_together_stay_under_the_memory_cap(tmp_path):
+    """A sandbox's processes together hold no more than its stated total (3 GiB of address space
+    x 64 processes let four processes hold 5 GiB before)."""
+    import re
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_hostile import HOLD
+    run = _tiny_run(tmp_path, HOLD, sandbox.Limits(cell_seconds=90, notebook_seconds=120))
+    text = "".join(o.get("text", "") for o in run.executed.cells[0].outputs)
+    held = re.search(r"HELD-GIB-([0-9.]+)-PROCS-([0-9]+)-END", text)
+    assert held, (run.reason, text[-500:])
+    plan = sandbox.memory_plan(sandbox.Limits())
+    assert 0 < float(held.group(1)) <= plan.total / (1 << 30) and float(held.group(1)) < 5.0

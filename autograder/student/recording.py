@@ -201,8 +201,9 @@ def recordable(values: tuple, returns, compared) -> tuple:
         except (BadRecording, ValueError, TypeError, OverflowError, RecursionError) as exc:
             why = "too large" if "large" in str(exc) else "nested too deeply" if "deep" in str(exc) \
                 else "not recordable"
-            out.append(Described(f"{_kind(value)} ({why} to record)" if why != "not recordable"
-                                 else f"{_kind(value)} (not recordable)"))
+            kind = f"{_kind(value)} ({why} to record)" if why != "not recordable" else \
+                f"{_kind(value)} (not recordable)"
+            out.append(Described(kind[:80]))  # what decode() keeps of a kind
     return tuple(out)
 
 
