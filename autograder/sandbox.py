@@ -572,7 +572,13 @@ def close_cgroups() -> None:
 
 # ---- running one notebook ------------------------------------------------------------------------
 
-def _limit(limits: Limits, plan: MemoryPlan | None = None, cgroup: _Cgroup | None = None):
+# In user mode the job holder, bubblewrap and the sandbox's init count against the process limit
+# (all one uid in one user namespace); the student's code gets the plan's count on top of them.
+USER_MODE_OVERHEAD = 4
+
+
+def _limit(limits: Limits, plan: MemoryPlan | None = None, cgroup: _Cgroup | None = None,
+           overhead: int = 0):
     plan = plan or MemoryPlan(None, limits.processes, limits.memory_bytes, 0)
 
     def apply():
@@ -580,7 +586,7 @@ def _limit(limits: Limits, plan: MemoryPlan | None = None, cgroup: _Cgroup | Non
         if cgroup is not None:
             cgroup.join()
         for what, value in ((resource.RLIMIT_AS, plan.address_space),
-                            (resource.RLIMIT_NPROC, plan.processes),
+                            (resource.RLIMIT_NPROC, plan.processes + overhead),
                             (resource.RLIMIT_FSIZE, limits.file_bytes),
                             (resource.RLIMIT_NOFILE, limits.open_files),
                             (resource.RLIMIT_CORE, 0)):
@@ -738,7 +744,8 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
                     cgroup = _Cgroup(plan.cgroup, f"job-{Path(root).name}-{len(skip)}", plan.total)
                 except OSError:
                     cgroup = None
-            env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(limits, plan, cgroup)
+            env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(
+                limits, plan, cgroup, USER_MODE_OVERHEAD if mode == "user" else 0)
         err_path = run_dir.scratch("logs") / f"{Path(root).name}-{slot}.log"
         try:
             with open(err_path, "wb") as log:
