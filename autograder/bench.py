@@ -99,6 +99,26 @@ def time_floor(paths: list[Path], workers: int) -> float:
     return time.perf_counter() - start
 
 
+def time_reference(keys: int = 5) -> float:
+    """Seconds per submission to draw every hidden case's inputs and compute its reference values:
+    hidden cases are keyed per submission (``checks.case_seed``), so this is paid once per
+    submission (the cache still serves a regrade, and every visible case, once per class)."""
+    from autograder import checks
+    every = list(checks.all_checks().values())
+    for check in every:  # torch import and visible cases: once per class, not counted
+        for case in check.cases:
+            if not case.hidden:
+                checks.expected_outputs(check, case)
+    start = time.perf_counter()
+    for k in range(keys):
+        with checks.keyed(f"bench-{k}-{time.time()}"):
+            for check in every:
+                for case in check.cases:
+                    if case.hidden:
+                        checks.expected_outputs(check, case)
+    return (time.perf_counter() - start) / keys
+
+
 def time_solutions(assignments: list[str]) -> None:
     """Each solution notebook top to bottom in a fresh kernel (self-checks, torch import included)."""
     from nbclient import NotebookClient
@@ -148,6 +168,9 @@ def _compare(base: Path, assignments: list[str], args) -> int:
               f"   ratio to floor: {ours[mode] / floor:5.2f} (target <= 1.3)", flush=True)
     if len(ours) == 2:
         print(f"  user mode / root mode: {ours['user'] / ours['root']:5.2f}")
+    per = time_reference()
+    print(f"hidden cases' reference values, per submission (every function): {per * 1000:6.1f} ms"
+          f"   ({per / (min(ours.values()) / n) * 100:4.1f} % of the pipeline's time per notebook)", flush=True)
     if not args.skip_stock:
         stock = time_stock(stock_root, assignments)
         print(f"stock nbgrader autograde (sequential): {stock / n:6.2f} s/notebook")

@@ -14,7 +14,10 @@ self-check and the judge cannot disagree.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
+import hashlib
 import os
 import zlib
 from dataclasses import asdict, dataclass
@@ -92,9 +95,39 @@ def find(function: str) -> Check:
     return checks[function]
 
 
+# The submission being graded: a digest of the course's secret and the student's own cells
+# (``autograder.keys``), set by the grader around each notebook. Hidden cases draw their inputs
+# from it: a table of one submission's hidden inputs is useless in the next, while grading the
+# same file again gives the same inputs.
+SUBMISSION_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("bn_submission_key", default="")
+
+
+@contextlib.contextmanager
+def keyed(key: str):
+    """Hidden cases' seeds within this block are keyed by ``key`` (this thread only)."""
+    token = SUBMISSION_KEY.set(key)
+    try:
+        yield
+    finally:
+        SUBMISSION_KEY.reset(token)
+
+
 def case_seed(function: str, case: Case) -> int:
+    key = SUBMISSION_KEY.get() if case.hidden else ""
+    if key:
+        return int.from_bytes(hashlib.sha256(f"{key}|{function}|{case.name}".encode()).digest()[:8], "big")
     salt = os.environ.get(SALT_ENV, "") if case.hidden else ""
     return zlib.crc32(f"{salt}|{function}|{case.name}".encode())
+
+
+_CACHE_ENTRIES = 50_000  # per cache: hidden cases are keyed per submission, so bound them
+
+
+def _remember(cache: dict, key, value):
+    if len(cache) >= _CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 _INPUTS: dict[tuple[str, str, int], dict] = {}
@@ -109,24 +142,27 @@ def _key(check: Check, case: Case):
 def case_inputs(check: Check, case: Case) -> dict:
     """A private copy of a case's inputs (generated once per process)."""
     key = _key(check, case)
-    if key not in _INPUTS:
-        _INPUTS[key] = case.make(np.random.default_rng(key[2]))
-    return copy.deepcopy(_INPUTS[key])
+    found = _INPUTS.get(key)
+    if found is None:
+        found = _remember(_INPUTS, key, case.make(np.random.default_rng(key[2])))
+    return copy.deepcopy(found)
 
 
 def expected_outputs(check: Check, case: Case) -> list[np.ndarray]:
     """The reference's values for a case, computed once per process and reused."""
     key = _key(check, case)
-    if key not in _EXPECTED:
-        _EXPECTED[key] = [np.asarray(v, dtype=np.float64)
-                          for v in check.reference(case_inputs(check, case))]
-    return _EXPECTED[key]
+    found = _EXPECTED.get(key)
+    if found is None:
+        found = _remember(_EXPECTED, key, [np.asarray(v, dtype=np.float64)
+                                           for v in check.reference(case_inputs(check, case))])
+    return found
 
 
 def known_outputs(check: Check, case: Case) -> list[tuple[Known, list[np.ndarray]]]:
     """What each known mistake returns on a case (those that can be computed there)."""
     key = _key(check, case)
-    if key not in _KNOWN:
+    found = _KNOWN.get(key)
+    if found is None:
         found = []
         for mistake in check.mistakes:
             try:
@@ -134,8 +170,8 @@ def known_outputs(check: Check, case: Case) -> list[tuple[Known, list[np.ndarray
             except Exception:  # a mistake that cannot even be computed here cannot be the one
                 continue
             found.append((Known(mistake.name, mistake.hint), wrong))
-        _KNOWN[key] = found
-    return _KNOWN[key]
+        _remember(_KNOWN, key, found)
+    return found
 
 
 def judged(check: Check, results: Sequence[Result], why_missing: str = "") -> Verdict:

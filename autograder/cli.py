@@ -26,8 +26,14 @@ def _assignments(args) -> list[str]:
 
 
 def _table(rows) -> str:
+    """The score table; student-controlled text (ids, reasons, messages) with control and bidi
+    characters escaped, so it cannot redraw the terminal."""
     from autograder import term
-    w = max([len("student")] + [len(r.student) for r in rows])
+    from autograder.safety import safe_text
+
+    def clean(text) -> str:
+        return safe_text(text, newlines=False)
+    w = max([len("student")] + [len(clean(r.student)) for r in rows])
     lines = [f"{'student':<{w}} {'assignment':<20} {'score':>9}  result"]
     for r in rows:
         if r.status != "graded":
@@ -40,7 +46,10 @@ def _table(rows) -> str:
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
                 note += " — " + term.cut(first, 90)
-        lines.append(f"{r.student:<{w}} {r.assignment:<20} {term.score_text(r)}  {term.note(r, note)}")
+            if r.reason:  # graded, with something to know (a cell stopped, a bad timestamp)
+                note += f" (note: {term.cut(r.reason, 120)})"
+        lines.append(f"{clean(r.student):<{w}} {r.assignment:<20} {term.score_text(r)}  "
+                     f"{clean(term.note(r, note))}")
     waiting = sum(getattr(r, "awaiting", 0) for r in rows)
     if waiting:
         lines.append(f"\n{waiting} written answers await a person: `python -m autograder formgrader`")
@@ -118,6 +127,10 @@ def main(argv=None) -> int:
         print(f"error: no sandbox can start here: {exc}. Refusing to grade; --no-sandbox runs "
               f"student code unprotected.", file=sys.stderr)
         return 2
+    except grading.SandboxBroken as exc:
+        print(f"error: {exc}. Stopped before writing any grade: the fault is the grader's, not "
+              f"the students'.", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("\ninterrupted: grading stopped, scratch space removed", file=sys.stderr)
         return 130

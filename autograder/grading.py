@@ -61,9 +61,46 @@ def load_config():
 
 def make_api(config=None):
     from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
     config = config if config is not None else load_config()
-    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    return NbGraderAPI(coursedir=_course_directory(config), config=config)
+
+
+def _course_directory(config):
+    """nbgrader's CourseDirectory, except that a submission's unreadable ``timestamp.txt`` (a
+    stray byte, a huge file) counts as no timestamp instead of failing the whole submission."""
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import parse_utc
+
+    class LenientCourseDirectory(CourseDirectory):
+        def get_existing_timestamp(self, dest_path):
+            path = os.path.join(dest_path, "timestamp.txt")
+            try:
+                with open(path, "rb") as f:
+                    text = f.read(200).decode().strip()
+                return parse_utc(text) if text else None
+            except FileNotFoundError:
+                return None
+            except Exception:
+                self.log.warning("unreadable timestamp, graded as having none: %s", path)
+                return None
+
+    return LenientCourseDirectory(config=config)
+
+
+def timestamp_note(folder: Path) -> str:
+    """A one-line note when a submission's timestamp.txt cannot be read."""
+    path = folder / "timestamp.txt"
+    if not path.exists():
+        return ""
+    try:
+        from nbgrader.utils import parse_utc
+        with open(path, "rb") as f:
+            text = f.read(200).decode().strip()
+        if text:
+            parse_utc(text)
+        return ""
+    except Exception:
+        return "its timestamp.txt could not be read, so it was graded as having no timestamp"
 
 
 def assignment_ids() -> list[str]:
@@ -169,27 +206,85 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
             setattr(config.SandboxedJudge, name, value)
     settings = SandboxedJudge(config=config)
     chosen = settings.resolved_mode()  # refuses (SandboxUnavailable) before anything is written
-    say(sb.describe_mode(chosen))
+    say(sb.describe_mode(chosen, settings.limits()))
     workers = workers or os.cpu_count() or 1
     rows: list[Row] = []
+    api = make_api(config)
+    root = Path(api.coursedir.root)
+    from autograder.keys import course_secret
     with _interruptible(), sb.RunDir() as run_dir:
-        store = RunStore(run_dir, chosen, settings.limits())
+        store = RunStore(run_dir, chosen, settings.limits(), course_secret(root))
         config.SandboxedJudge.runs = store
         api = make_api(config)
         from autograder import term
+        checked = False
         for assignment in assignments:
-            rows += term.annotate(api, assignment,
-                                  _grade_assignment(api, store, assignment, students, workers, progress),
-                                  students)
+            if not checked and _has_submissions(api, assignment, students):
+                health_check(api, store, assignment)  # raises SandboxBroken: no grade written
+                checked = True
+            try:
+                mine = _grade_assignment(api, store, assignment, students, workers, progress)
+            except (KeyboardInterrupt, SandboxBroken):
+                raise
+            except Exception as exc:  # the grader's own failure on this assignment
+                say(f"error: grading {assignment} failed: {type(exc).__name__}: {exc}"[:500])
+                continue
+            try:  # lateness, written answers awaiting a person, and the roster's missing students
+                mine = term.annotate(api, assignment, mine, students)
+            except Exception as exc:
+                say(f"error: lateness and missing students of {assignment}: {type(exc).__name__}: {exc}"[:500])
+            rows += mine
             if feedback:
-                write_feedback(config, assignment,
-                               [r.student for r in rows if r.assignment == assignment and r.status != "missing"],
-                               whole_class=students is None)
-        export_csv(api)
-    from autograder import report
-    root = Path(api.coursedir.root)
-    report.write(root, report.update_log(root, rows))
+                failed = write_feedback(config, assignment,
+                                        [r.student for r in mine if r.status != "missing"],
+                                        whole_class=students is None)
+                for r in mine:
+                    if r.student in failed:
+                        r.reason = "; ".join(x for x in (r.reason, "feedback could not be written: "
+                                                         + failed[r.student]) if x)
+        _write_outputs(api, root, rows, say)
     return rows
+
+
+def _write_outputs(api, root: Path, rows: list[Row], say) -> None:
+    """grades.csv and the report: always written, whatever one step or notebook did."""
+    from autograder import report
+    from autograder.safety import safe_text
+    for r in rows:
+        r.reason = safe_text(r.reason, newlines=False)[:300]
+    try:
+        export_csv(api)
+    except Exception as exc:
+        say(f"error: grades.csv could not be written: {type(exc).__name__}: {exc}"[:300])
+    try:
+        report.write(root, report.update_log(root, rows))
+    except Exception as exc:
+        say(f"error: the report could not be written: {type(exc).__name__}: {exc}"[:300])
+
+
+class SandboxBroken(RuntimeError):
+    """The sandbox cannot run a known-good notebook: grading stops before any grade is written."""
+
+
+def _has_submissions(api, assignment: str, students) -> bool:
+    return any(students is None or s in students for s in submitted_students(api, assignment))
+
+
+def health_check(api, store: RunStore, assignment: str) -> None:
+    """Run the assignment's own solution notebook in the sandbox and judge it: every check must
+    pass. If not, the sandbox (not any student) is broken, and grading stops."""
+    from autograder import checks, judge
+    path = Path(api.coursedir.format_path(api.coursedir.source_directory, ".", assignment)) / f"{assignment}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    run = store.execute(copy.deepcopy(nb), 0)
+    with checks.keyed(store.submission_key(nb)):
+        outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
+    bad = [m for o in outcomes if not o.passed for m in o.messages]
+    if run.status == "ok" and outcomes and not bad:
+        return
+    why = run.reason or (bad[0] if bad else "no check ran")
+    raise SandboxBroken(f"the sandbox could not run a known-good notebook ({assignment}'s solution): "
+                        f"{why}"[:600])
 
 
 def _grade_assignment(api, store: RunStore, assignment: str, students, workers: int,
@@ -215,6 +310,8 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
         slot = slots.get()
         try:
             run = store.execute(nb, slot)
+        except Exception as exc:  # this notebook alone
+            run = sb.RunResult("failed", f"the grader could not run this notebook ({type(exc).__name__})", None)
         finally:
             slots.put(slot)
         store.put(store.key(nb, assignment, student, notebook), run)
@@ -226,8 +323,15 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
             for student in who:
                 start = time.monotonic()
                 for notebook in notebooks:
-                    futures[(student, notebook)].result()
-                rows.append(_autograde_one(api, store, assignment, student, notebooks, start))
+                    try:
+                        futures[(student, notebook)].result()
+                    except Exception:
+                        pass  # autograde below runs it again, and reports why
+                try:
+                    rows.append(_autograde_one(api, store, assignment, student, notebooks, start))
+                except Exception as exc:
+                    rows.append(Row(student, assignment, status="failed", seconds=time.monotonic() - start,
+                                    reason=f"the grader failed on this submission: {type(exc).__name__}: {exc}"[:300]))
                 bar.step(student)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -239,11 +343,51 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
 TEMPLATES = HERE / "templates"
 
 
-def write_feedback(config, assignment: str, who: list[str], whole_class: bool) -> None:
-    """nbgrader ``generate_feedback`` with the course's template (sanitized, MathJax served from
-    ``feedback/_mathjax`` rather than a CDN)."""
+FEEDBACK_SECONDS = 120.0          # one feedback run, plus FEEDBACK_PER_STUDENT per student
+FEEDBACK_PER_STUDENT = 10.0
+FEEDBACK_MEMORY = 4 << 30          # address space of a feedback run
+
+
+def write_feedback(config, assignment: str, who: list[str], whole_class: bool) -> dict[str, str]:
+    """nbgrader ``generate_feedback`` with the course's template, in a subprocess with a clock and
+    a memory cap. One run for the class first; if it fails, one run per student, so a page that
+    cannot be rendered costs its own student only. Returns {student: one-line reason} of those
+    whose feedback could not be written."""
     if not who:
-        return
+        return {}
+    seconds = FEEDBACK_SECONDS + FEEDBACK_PER_STUDENT * len(who)
+    ok, _ = _feedback_process(assignment, None if whole_class else who, seconds)
+    if ok:
+        return {}
+    failed = {}
+    for student in who:
+        ok, why = _feedback_process(assignment, [student], FEEDBACK_SECONDS)
+        if not ok:
+            failed[student] = why
+    return failed
+
+
+def _feedback_process(assignment: str, students, seconds: float) -> tuple[bool, str]:
+    import resource
+    import subprocess
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (FEEDBACK_MEMORY, FEEDBACK_MEMORY))
+    cmd = [sys.executable, "-m", "autograder.render_feedback", assignment, *(students or [])]
+    try:
+        done = subprocess.run(cmd, cwd=str(HERE.parent), capture_output=True, text=True,
+                              timeout=seconds, preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        return False, f"rendering took longer than {seconds:g} s"
+    if done.returncode == 0:
+        return True, ""
+    lines = [ln for ln in (done.stderr or "").strip().splitlines() if ln.strip()]
+    return False, (lines[-1] if lines else f"exit status {done.returncode}")[:200]
+
+
+def render_feedback(config, assignment: str, students) -> None:
+    """nbgrader ``generate_feedback`` in this process (``students`` None: the whole class), with the
+    course's template (sanitized, MathJax served from ``feedback/_mathjax`` rather than a CDN)."""
     import nbgrader
     config = copy.deepcopy(config)
     config.HTMLExporter.template_name = "bn_feedback"
@@ -263,7 +407,7 @@ def write_feedback(config, assignment: str, who: list[str], whole_class: bool) -
     # nbgrader's own, which loads MathJax from a CDN).
     template = Config()
     template.HTMLExporter.template_name = "bn_feedback"
-    for student in ([None] if whole_class else who):  # None: one nbgrader run for the whole class
+    for student in (students or [None]):  # None: one nbgrader run for the whole class
         attrs = {"assignment_id": assignment, **({"student_id": student} if student else {})}
         with temp_attrs(api.coursedir, **attrs):
             app = GenerateFeedback(coursedir=api.coursedir, parent=api)
@@ -271,8 +415,9 @@ def write_feedback(config, assignment: str, who: list[str], whole_class: bool) -
             app.force = True
             result = capture_log(app)
         if not result["success"]:
-            raise RuntimeError(f"generate_feedback failed for {assignment}:\n"
-                               f"{(result.get('error') or '') + (result.get('log') or '')}"[-3000:])
+            text = (result.get("error") or "") + (result.get("log") or "")
+            lines = [ln for ln in text.splitlines() if "Error" in ln or "error" in ln] or text.splitlines() or [""]
+            raise RuntimeError(f"generate_feedback failed for {assignment}: {lines[-1].strip()[:200]}")
 
 
 def _autograde_one(api, store: RunStore, assignment: str, student: str, notebooks: list[str],
@@ -289,6 +434,9 @@ def _autograde_one(api, store: RunStore, assignment: str, student: str, notebook
     elif not result["success"]:
         row.status = "failed"
         row.reason = _first_error_line(result)
+    note = timestamp_note(folder)
+    if note and not row.reason:
+        row.reason = note
     for notebook in notebooks:
         status, reason, seconds, outcomes = store.outcomes.pop((assignment, student, notebook),
                                                                ("", "", 0.0, []))
@@ -324,6 +472,8 @@ def _scores(api, assignment: str, student: str) -> tuple[float, float]:
 
 def export_csv(api) -> Path:
     """nbgrader's CSV export columns, plus status (a student on the roster who handed nothing in
-    is *missing*, not 0), lateness and written answers awaiting a person (autograder.term)."""
+    is *missing*, not 0), lateness and written answers awaiting a person (``autograder.term``);
+    every field quoted and every student-controlled one made inert (``autograder.safety.csv_cell``):
+    a comma, a newline or a leading ``=`` in a student id cannot shift a score or become a formula."""
     from autograder import term
     return term.write_grades_csv(api, Path(api.coursedir.root) / "grades.csv")

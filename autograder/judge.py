@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from nbformat.v4 import new_output
 
 from autograder import checks
+from autograder.safety import safe_text
 from autograder.student.verdict import Known, Result, Verdict
 
 
@@ -66,9 +67,15 @@ def judge_notebook(nb, results: dict, executed, run_reason: str) -> list[CellOut
             except KeyError as exc:
                 verdicts.append(Verdict(function, False, str(exc).strip('"')))
                 continue
-            recorded = results.get(function) or [Result("missing")] * len(check.cases)
-            why = _why_missing(executed, index, cell, function, run_reason)
-            verdicts.append(checks.judged(check, recorded, why))
+            try:
+                recorded = _hide_hidden_messages(check, results.get(function) or [Result("missing")] * len(check.cases))
+                why = _why_missing(executed, index, cell, function, run_reason)
+                verdict = checks.judged(check, recorded, why)
+            except Exception as exc:  # a value no comparison expected: this function fails alone
+                verdict = Verdict(function, False, f"{function}: the grader could not compare what it "
+                                                   f"returned ({type(exc).__name__}); it counts as wrong")
+            verdict.message = safe_text(verdict.message)
+            verdicts.append(verdict)
         if not verdicts:
             verdicts = [Verdict(meta.get("grade_id", "?"), False, "this test cell checks nothing")]
         passed = all(v.passed for v in verdicts)
@@ -79,6 +86,20 @@ def judge_notebook(nb, results: dict, executed, run_reason: str) -> list[CellOut
         cell.execution_count = None
         outcomes.append(outcome)
     return outcomes
+
+
+def _hide_hidden_messages(check, recorded: list) -> list:
+    """A hidden case's error keeps only the exception's type: its message is the student's text,
+    written while the function held the hidden inputs."""
+    out = []
+    for case, result in zip(check.cases, recorded):
+        error = str(result.error or "")
+        head = error.split(":", 1)[0]
+        if case.hidden and result.status == "error" and head.isidentifier():
+            result = Result(result.status, result.values,
+                            f"{head} (the message of an error on a hidden case is not shown)")
+        out.append(result)
+    return out + list(recorded[len(out):])
 
 
 def _why_missing(executed, index: int, cell, function: str, run_reason: str) -> str:

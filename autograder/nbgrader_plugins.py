@@ -24,8 +24,8 @@ from traitlets import Enum, Float, Instance, Integer
 from autograder import sandbox as sb
 
 # Output types shown in feedback; anything else a student's code produced (HTML, JavaScript)
-# is dropped so it cannot script the instructor's browser.
-SAFE_MIME = {"text/plain", "image/png", "image/jpeg"}
+# is dropped so it cannot script the instructor's browser (see autograder.safety).
+from autograder.safety import SAFE_MIME  # noqa: E402
 
 
 class RunStore:
@@ -33,8 +33,8 @@ class RunStore:
     parallel pre-pass made ahead of nbgrader's ``autograde``, and the outcomes the judge reached.
     ``grading.grade`` makes one and hands it to ``SandboxedJudge`` through nbgrader's config."""
 
-    def __init__(self, run_dir: sb.RunDir, mode: str, limits: sb.Limits):
-        self.run_dir, self.mode, self.limits = run_dir, mode, limits
+    def __init__(self, run_dir: sb.RunDir, mode: str, limits: sb.Limits, secret: bytes = b""):
+        self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
         self._runs: dict[str, sb.RunResult] = {}
         self.outcomes: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
@@ -47,10 +47,20 @@ class RunStore:
         cells = [(c.cell_type, c.source) for c in nb.cells]
         return hashlib.sha256(json.dumps([assignment, student, notebook, cells]).encode()).hexdigest()
 
+    def submission_key(self, nb) -> str:
+        from autograder.keys import submission_key
+        return submission_key(self.secret, nb) if self.secret else ""
+
     def execute(self, nb, slot: int = 0) -> sb.RunResult:
-        from autograder import judge
-        return sb.run_notebook(nb, judge.recording_request(nb), self.run_dir, mode=self.mode,
-                               slot=slot, limits=self.limits)
+        """Run ``nb`` in the sandbox; any failure here is this notebook's alone."""
+        from autograder import checks, judge
+        try:
+            with checks.keyed(self.submission_key(nb)):
+                request = judge.recording_request(nb)
+        except Exception as exc:
+            return sb.RunResult("failed", f"the grader could not prepare this notebook's cases "
+                                          f"({type(exc).__name__})", None)
+        return sb.run_notebook(nb, request, self.run_dir, mode=self.mode, slot=slot, limits=self.limits)
 
     def put(self, key: str, run: sb.RunResult) -> None:
         with self._lock:
@@ -78,6 +88,9 @@ class SandboxedJudge(NbGraderPreprocessor):
     processes = Integer(64, help="Processes per sandbox").tag(config=True)
     file_bytes = Integer(16 << 20, help="Largest file the notebook may write").tag(config=True)
     job_bytes = Integer(64 << 20, help="All the notebook may write where results go").tag(config=True)
+    memory_total = Integer(4 << 30, help="All of a sandbox's processes together: cgroup v2 memory.max "
+                                         "where available, else fewer processes with less address "
+                                         "space each").tag(config=True)
     runs = Instance(RunStore, allow_none=True,
                     help="Set by `python -m autograder grade` (its parallel pre-pass); when unset, "
                          "each notebook is run here").tag(config=True)
@@ -85,7 +98,8 @@ class SandboxedJudge(NbGraderPreprocessor):
     def limits(self) -> sb.Limits:
         return sb.Limits(cell_seconds=self.cell_timeout, notebook_seconds=self.notebook_timeout,
                          memory_bytes=self.memory_bytes, processes=self.processes,
-                         file_bytes=self.file_bytes, job_bytes=self.job_bytes)
+                         file_bytes=self.file_bytes, job_bytes=self.job_bytes,
+                         memory_total=self.memory_total)
 
     def resolved_mode(self) -> str:
         return sb.pick_mode(self.mode)
@@ -94,15 +108,20 @@ class SandboxedJudge(NbGraderPreprocessor):
         from autograder import judge
         info = resources["nbgrader"]
         ids = (info["assignment"], info["student"], info["notebook"])
+        from autograder import checks
         if self.runs is not None:
             store = self.runs
             run = store.take(store.key(nb, *ids)) or store.execute(nb)
         else:  # stock `nbgrader autograde`: a scratch space for this notebook alone
+            from autograder.keys import course_secret
+            from nbgrader.coursedir import CourseDirectory
             with sb.RunDir() as run_dir:
-                store = RunStore(run_dir, self.resolved_mode(), self.limits())
+                store = RunStore(run_dir, self.resolved_mode(), self.limits(),
+                                 course_secret(CourseDirectory(config=self.config).root))
                 run = store.execute(nb)
         _copy_plain_outputs(nb, run.executed)
-        outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
+        with checks.keyed(store.submission_key(nb)):
+            outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
         store.outcomes[ids] = (run.status, run.reason, run.seconds, outcomes)
         return nb, resources
 
@@ -313,27 +332,40 @@ class RestoreCheckCells(NbGraderPreprocessor):
 
 
 def _copy_plain_outputs(nb, executed) -> None:
-    """Copy outputs of non-test cells whose source is unchanged, keeping only safe output types."""
-    if executed is None or len(getattr(executed, "cells", [])) != len(nb.cells):
+    """Copy outputs of non-test cells whose source is unchanged: fresh, allow-listed copies
+    (types, fields and metadata checked, sizes bounded: ``autograder.safety.plain_outputs``)."""
+    from autograder.safety import MAX_OUTPUT_TOTAL, plain_outputs
+    try:
+        ran_cells = list(executed.cells)
+    except Exception:
         return
-    for cell, ran in zip(nb.cells, executed.cells):
+    if len(ran_cells) != len(nb.cells):
+        return
+    budget = [MAX_OUTPUT_TOTAL]
+    for cell, ran in zip(nb.cells, ran_cells):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
             continue
-        if ran.get("cell_type") != "code" or ran.get("source") != cell.source:
+        if not isinstance(ran, dict) or ran.get("cell_type") != "code" or ran.get("source") != cell.source:
             continue
-        kept = []
-        for out in ran.get("outputs", [])[:50]:
-            out = copy.deepcopy(out)
-            if out.get("output_type") in ("display_data", "execute_result"):
-                out["data"] = {k: v for k, v in out.get("data", {}).items() if k in SAFE_MIME}
-                if not out["data"]:
-                    continue
-            elif out.get("output_type") not in ("stream", "error"):
-                continue
-            kept.append(out)
-        cell.outputs = kept
-        cell.execution_count = ran.get("execution_count")
+        cell.outputs = plain_outputs(ran.get("outputs"), budget)
+        count = ran.get("execution_count")
+        cell.execution_count = count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+class BoundForRendering(NbGraderPreprocessor):
+    """What nbconvert renders from the autograded notebook (feedback, formgrader) is bounded:
+    sources past ``autograder.safety``'s limits are cut, with a note (the submitted file keeps
+    them), and no cell keeps attachments. Runs after the judge: grading saw everything."""
+
+    def preprocess(self, nb, resources):
+        from autograder.safety import bound_cells
+        notes = bound_cells(nb)
+        # The one notebook-level field ClearMetadataPreprocessor keeps, and templates print.
+        nb.metadata["language_info"] = {"name": "python"}
+        if notes:
+            resources.setdefault("bn_notes", []).extend(notes)
+        return nb, resources
 
 
 class SanitizeMarkdown(NbGraderPreprocessor):
@@ -367,6 +399,7 @@ class SanitizeMarkdown(NbGraderPreprocessor):
                 # alone (an unsafe link it refused) must not become a link the second time.
                 cell.source = clean.replace("[", "&#91;").replace("]", "&#93;")
             elif cell.cell_type == "raw":
+                cell.pop("attachments", None)
                 cell.source = html.escape(cell.source)
         return nb, resources
 
@@ -380,6 +413,7 @@ def sanitize_preprocessors():
 
 AUTOGRADE_PREPROCESSORS = [
     SandboxedJudge,
+    BoundForRendering,
     SanitizeMarkdown,
     IgnorePattern,
     ClearMetadataPreprocessor,

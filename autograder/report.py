@@ -15,6 +15,13 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+from autograder.safety import safe_text
+
+
+def _h(text) -> str:
+    """Student-controlled text for the page: control and bidi characters escaped, then HTML."""
+    return html.escape(safe_text(text))
+
 
 def update_log(root: Path, rows) -> list[dict]:
     path = root / "grading_log.json"
@@ -77,14 +84,14 @@ def write(root: Path, rows: list[dict]) -> Path:
                      f'<img alt="score histogram and common mistakes for {html.escape(a)}" src="{image}">')
         if failed:
             parts.append("<h3>Submissions that failed to run</h3><table><tr><th>student</th><th>reason</th></tr>"
-                         + "".join(f"<tr><td>{html.escape(r['student'])}</td><td>{html.escape(r['reason'])}</td></tr>"
+                         + "".join(f"<tr><td>{_h(r['student'])}</td><td>{_h(r['reason'])}</td></tr>"
                                    for r in failed) + "</table>")
         parts.append("<h3>Every submission</h3><table><tr><th>student</th><th>score</th><th>notes</th></tr>"
-                     + "".join(f"<tr><td>{html.escape(r['student'])}</td><td>{r['score']:g}/{r['max_score']:g}</td>"
-                               f"<td>{html.escape(_notes(r))}</td></tr>" for r in mine) + "</table>")
+                     + "".join(f"<tr><td>{_h(r['student'])}</td><td>{r['score']:g}/{r['max_score']:g}</td>"
+                               f"<td>{_h(_notes(r))}</td></tr>" for r in mine) + "</table>")
         if missing:
             parts.append("<h3>Missing (on the roster, no submission)</h3><p>"
-                         + ", ".join(html.escape(r["student"]) for r in missing) + "</p>")
+                         + ", ".join(_h(r["student"]) for r in missing) + "</p>")
     page = ("<!doctype html><meta charset='utf-8'><title>Grade report</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"

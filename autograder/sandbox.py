@@ -71,6 +71,7 @@ class Limits:
     job_bytes: int = 64 << 20          # everything the notebook may write where results go
     tmp_bytes: int = 256 << 20         # the private /tmp
     open_files: int = 256
+    memory_total: int = 4 << 30        # all of a sandbox's processes together (see memory_plan)
 
 
 @dataclass
@@ -237,11 +238,12 @@ def pick_mode(wanted: str = "auto") -> str:
         if os.geteuid() != 0 else ""))
 
 
-def describe_mode(mode: str) -> str:
+def describe_mode(mode: str, limits: "Limits | None" = None) -> str:
+    memory = f"; {memory_plan(limits).describe()}" if limits is not None else ""
     if mode == "root":
-        return "sandbox: root mode (bubblewrap, student code as per-worker uids 61000+)"
+        return "sandbox: root mode (bubblewrap, student code as per-worker uids 61000+)" + memory
     if mode == "user":
-        return "sandbox: user mode (bubblewrap in unprivileged user namespaces)"
+        return "sandbox: user mode (bubblewrap in unprivileged user namespaces)" + memory
     return "NO SANDBOX: student code runs with the grader's own privileges"
 
 
@@ -301,8 +303,18 @@ def _python_roots() -> list[Path]:
     return sorted(r for r in roots if not any(o in r.parents for o in roots))
 
 
+def _prefix_bin() -> Path:
+    """The venv's bin folder by its real path: only real paths are bound into the sandbox, so a
+    venv reached through a symlink must not be named by the link."""
+    return Path(os.path.realpath(sys.prefix)) / "bin"
+
+
+def sandbox_python() -> str:
+    return str(_prefix_bin() / Path(sys.executable).name)
+
+
 def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
-                tmp_bytes: int = 256 << 20) -> list[str]:
+                tmp_bytes: int = 256 << 20, extra_env: dict | None = None) -> list[str]:
     args = [bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
     if mode == "user":
@@ -332,11 +344,11 @@ def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
         args += ["--ro-bind", str(course), "/course"]
     if job is not None:
         args += ["--bind", str(job), "/job"]
-    env = {"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+    env = {"PATH": f"{_prefix_bin()}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
            "PYTHONPATH": "/course", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/rt",
            "JUPYTER_PLATFORM_DIRS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", recording.RECORD_ENV: "/job/record"}
+           "MKL_NUM_THREADS": "1", recording.RECORD_ENV: "/job/record", **(extra_env or {})}
     for key, value in env.items():
         args += ["--setenv", key, value]
     args += ["--chdir", "/tmp", "--"]
@@ -375,6 +387,7 @@ class RunDir:
         return path
 
     def close(self) -> None:
+        close_cgroups()
         _remove(self.path)
         self._lock.close()
 
@@ -446,13 +459,134 @@ def stage_course(dest: Path) -> Path:
     return dest
 
 
+# ---- memory: one cap for the whole sandbox ------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a sandbox's total memory is capped: a cgroup v2 ``memory.max`` where this grader may
+    make cgroups with the memory controller, else fewer processes with a smaller address space
+    each (their product bounds the total)."""
+    cgroup: Path | None
+    processes: int
+    address_space: int
+    total: int
+
+    def describe(self) -> str:
+        gib = 1 << 30
+        if self.cgroup is not None:
+            return f"memory: {self.total / gib:g} GiB per notebook (cgroup v2 memory.max)"
+        return (f"memory: {self.processes} processes x {self.address_space / gib:g} GiB address space "
+                f"per notebook (no cgroup v2 memory controller here)")
+
+
+def _cgroup_v2_parent() -> Path | None:
+    """A cgroup v2 folder of this process's own where child cgroups get the memory controller,
+    or None. Made once per grading process; removed with the run (``close_cgroups``)."""
+    try:
+        mount = None
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            if "-" in fields and fields[fields.index("-") + 1] == "cgroup2":
+                mount = fields[4]
+                break
+        own = next(ln[3:] for ln in Path("/proc/self/cgroup").read_text().splitlines()
+                   if ln.startswith("0::"))
+        if mount is None:
+            return None
+        base = Path(mount + own.rstrip("/")) if own != "/" else Path(mount)
+        if "memory" not in (base / "cgroup.controllers").read_text().split():
+            return None
+        parent = base / f"{RUN_PREFIX}{os.getpid()}"
+        parent.mkdir(exist_ok=True)
+        (parent / "cgroup.subtree_control").write_text("+memory")
+        return parent
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+_PLANS: dict = {}
+
+
+def memory_plan(limits: Limits) -> MemoryPlan:
+    key = (limits.memory_total, limits.memory_bytes, limits.processes)
+    if key not in _PLANS:
+        parent = _cgroup_v2_parent()
+        if parent is not None:
+            _PLANS[key] = MemoryPlan(parent, limits.processes, limits.memory_bytes, limits.memory_total)
+        else:
+            # 1.5 GiB of address space is what one notebook process needs with room to spare
+            # (numpy and IPython map ~150 MiB; a 1 GiB cap failed on honest output bursts).
+            space = min(limits.memory_bytes, 3 << 29)
+            count = min(limits.processes, max(4, (3 * limits.memory_total // 2) // space))
+            _PLANS[key] = MemoryPlan(None, count, space, count * space)
+    return _PLANS[key]
+
+
+class _Cgroup:
+    """One sandbox's cgroup (memory.max = the plan's total, no swap)."""
+
+    def __init__(self, parent: Path, name: str, total: int):
+        self.path = parent / name
+        self.path.mkdir()
+        (self.path / "memory.max").write_text(str(total))
+        try:
+            (self.path / "memory.swap.max").write_text("0")
+        except OSError:
+            pass
+
+    def join(self) -> None:  # in the child, before exec
+        with open(self.path / "cgroup.procs", "w") as f:
+            f.write("0")
+
+    def oom_kills(self) -> int:
+        try:
+            for line in (self.path / "memory.events").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def close(self) -> None:
+        try:
+            (self.path / "cgroup.kill").write_text("1")
+        except OSError:
+            pass
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def close_cgroups() -> None:
+    for plan in _PLANS.values():
+        if plan.cgroup is not None:
+            try:
+                plan.cgroup.rmdir()
+            except OSError:
+                pass
+    _PLANS.clear()
+
+
 # ---- running one notebook ------------------------------------------------------------------------
 
-def _limit(limits: Limits):
+# In user mode the job holder, bubblewrap and the sandbox's init count against the process limit
+# (all one uid in one user namespace); the student's code gets the plan's count on top of them.
+USER_MODE_OVERHEAD = 4
+
+
+def _limit(limits: Limits, plan: MemoryPlan | None = None, cgroup: _Cgroup | None = None,
+           overhead: int = 0):
+    plan = plan or MemoryPlan(None, limits.processes, limits.memory_bytes, 0)
+
     def apply():
         os.setsid()
-        for what, value in ((resource.RLIMIT_AS, limits.memory_bytes),
-                            (resource.RLIMIT_NPROC, limits.processes),
+        if cgroup is not None:
+            cgroup.join()
+        for what, value in ((resource.RLIMIT_AS, plan.address_space),
+                            (resource.RLIMIT_NPROC, plan.processes + overhead),
                             (resource.RLIMIT_FSIZE, limits.file_bytes),
                             (resource.RLIMIT_NOFILE, limits.open_files),
                             (resource.RLIMIT_CORE, 0)):
@@ -467,71 +601,203 @@ def run_notebook(nb, request: dict, run_dir: RunDir, *, mode: str, slot: int = 0
                  limits: Limits = Limits()) -> RunResult:
     """Execute ``nb``, recording the functions in ``request`` ({function: (manifest entry, inputs)},
     from ``checks.recording_request``). ``mode`` is "root", "user" or "none" (no sandbox: a plain
-    subprocess, still timed, for machines where neither mode starts)."""
+    subprocess, still timed, for machines where neither mode starts). Whatever goes wrong here
+    fails this notebook alone, with a one-line reason."""
     start = time.monotonic()
-    path = run_dir.new_job_path()
-    if mode == "none":
-        path.mkdir(parents=True)
-        return _run(nb, request, run_dir, None, str(path), mode, slot, limits, start)
-    job = _Job(path, mode, limits.job_bytes)
     try:
-        return _run(nb, request, run_dir, job, job.root, mode, slot, limits, start)
-    finally:
-        job.close()
+        path = run_dir.new_job_path()
+        if mode == "none":
+            path.mkdir(parents=True)
+            return _run(nb, request, run_dir, None, str(path), mode, slot, limits, start)
+        job = _Job(path, mode, limits.job_bytes)
+        try:
+            return _run(nb, request, run_dir, job, job.root, mode, slot, limits, start)
+        finally:
+            job.close()
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:
+        why = "it does not fit the grader's space for one notebook" if getattr(exc, "errno", None) == 28 \
+            else f"{type(exc).__name__}: {exc}"
+        return RunResult("failed", f"the grader could not run this notebook: {why}"[:300], None, {},
+                         time.monotonic() - start)
+
+
+class _InputServer(threading.Thread):
+    """Hands a case's inputs to the sandbox when its recorder asks ("function\\tk\\n" on one pipe,
+    header + data on the other). Never blocks for long on the sandbox: it ends when the run ends."""
+
+    def __init__(self, request: dict):
+        super().__init__(daemon=True)
+        self.request = request
+        self.req_r, self.child_req = os.pipe()
+        self.child_rep, self.rep_w = os.pipe()
+        os.set_blocking(self.rep_w, False)
+        self.stop = threading.Event()
+        self.served: list[tuple[str, int]] = []
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return self.child_req, self.child_rep
+
+    def env(self) -> dict:
+        return {recording.INPUTS_ENV: f"{self.child_req},{self.child_rep}"}
+
+    def started_child(self) -> None:
+        os.close(self.child_req)
+        os.close(self.child_rep)
+
+    def _answer(self, line: bytes) -> bytes:
+        try:
+            function, k = line.decode().split("\t")
+            entry, inputs = self.request[function]
+            name = entry["cases"][int(k)]
+            message = recording.input_message(inputs[name])
+            self.served.append((function, int(k)))
+            return message
+        except Exception:
+            return recording.HEADER.pack(0, 0)
+
+    def _send(self, data: bytes) -> bool:
+        import select
+        view = memoryview(data)
+        while view and not self.stop.is_set():
+            try:
+                n = os.write(self.rep_w, view)
+                view = view[n:]
+            except BlockingIOError:
+                select.select([], [self.rep_w], [], 0.2)
+            except OSError:
+                return False
+        return not view
+
+    def run(self) -> None:
+        import select
+        pending = b""
+        try:
+            while not self.stop.is_set():
+                ready, _, _ = select.select([self.req_r], [], [], 0.2)
+                if not ready:
+                    continue
+                chunk = os.read(self.req_r, 4096)
+                if not chunk:
+                    return
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if not self._send(self._answer(line[:512])):
+                        return
+                pending = pending[-512:]
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.is_alive():
+            self.join(timeout=2)
+        for fd in (self.req_r, self.rep_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+MAX_RESUMES = 3
 
 
 def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+    from autograder.safety import without_excess
     record = os.path.join(root, "record")
-    os.makedirs(os.path.join(record, "inputs"))
+    os.makedirs(record)
     manifest = {f: entry for f, (entry, _) in request.items()}
     with open(recording.manifest_path(record), "w") as f:
         json.dump(manifest, f)
-    for function, (_, inputs) in request.items():
-        recording.save(recording.inputs_stem(record, function), inputs)
-    nbformat.write(nb, os.path.join(root, "notebook.ipynb"))
+    nbformat.write(without_excess(nb), os.path.join(root, "notebook.ipynb"))
     if mode == "root":  # the student's uid owns the job folder, and nothing else
         uid = FIRST_UID + slot
         for dirpath, dirs, files in os.walk(root):
             for name in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
                 os.chown(name, uid, uid)
-    clocks = [str(limits.cell_seconds), str(limits.notebook_seconds)]
-    runner = ["python", "-m", "autograder.student.runner"]
-    if mode == "none":
-        cmd = [sys.executable, "-m", "autograder.student.runner", root, *clocks]
-        env = {**os.environ, "PYTHONPATH": str(run_dir.course), recording.RECORD_ENV: record,
-               "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        preexec = os.setsid
-    else:
-        cmd = _enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot,
-                                              limits.tmp_bytes) + runner + ["/job", *clocks]
-        env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(limits)
-    err_path = run_dir.scratch("logs") / f"{Path(root).name}-{slot}.log"
-    with open(err_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log, env=env, preexec_fn=preexec)
-        reader = JobReader(root)
-        killed = _watch(proc, reader, limits)
-    err = err_path.read_bytes()[-4096:]
-    err_path.unlink()
-    try:  # the notebook's own children (no pid namespace without a sandbox), and stragglers
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    plan = memory_plan(limits) if mode != "none" else None
+    reader = JobReader(root)
+    deadline = start + limits.notebook_seconds
+    skip: list[int] = []
+    notes: list[str] = []
+    oom = 0
+    while True:
+        left = max(deadline - time.monotonic(), 1.0)
+        server = _InputServer(request)
+        clocks = [str(limits.cell_seconds), f"{left:.3f}", ",".join(map(str, skip))]
+        if mode == "none":
+            cmd = [sys.executable, "-m", "autograder.student.runner", root, *clocks]
+            env = {**os.environ, "PYTHONPATH": str(run_dir.course), recording.RECORD_ENV: record,
+                   "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   **server.env()}
+            preexec, cgroup = os.setsid, None
+        else:
+            cmd = (_enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot, limits.tmp_bytes,
+                                                   server.env())
+                   + [sandbox_python(), "-m", "autograder.student.runner", "/job", *clocks])
+            cgroup = None
+            if plan.cgroup is not None:
+                try:
+                    cgroup = _Cgroup(plan.cgroup, f"job-{Path(root).name}-{len(skip)}", plan.total)
+                except OSError:
+                    cgroup = None
+            env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(
+                limits, plan, cgroup, USER_MODE_OVERHEAD if mode == "user" else 0)
+        err_path = run_dir.scratch("logs") / f"{Path(root).name}-{slot}.log"
+        try:
+            with open(err_path, "wb") as log:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=log, env=env, preexec_fn=preexec,
+                                        pass_fds=server.child_fds)
+                server.started_child()
+                server.start()
+                killed, stuck = _watch(proc, reader, limits, time.monotonic() + left + GRACE)
+        finally:
+            server.close()
+            if cgroup is not None:
+                oom += cgroup.oom_kills()
+                cgroup.close()
+        err = err_path.read_bytes()[-4096:]
+        err_path.unlink()
+        try:  # the notebook's own children (no pid namespace without a sandbox), and stragglers
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if stuck is not None and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
+            skip.append(stuck)
+            notes.append(killed)
+            continue
+        break
     status, reason, executed = _read_status(reader, killed, err)
+    if oom and status in ("killed", "runner-died"):
+        status, reason = "out-of-memory", (f"the notebook used more than its "
+                                           f"{plan.total / (1 << 30):g} GiB of memory and was stopped")
+    if notes:  # cells that had to be skipped; the runner then reports the first as late too
+        resumed = [f"{n[:-len(' and was stopped')]}, could not be interrupted and was skipped "
+                   f"(the run resumed after it)" if n.endswith(" and was stopped") else n for n in notes]
+        if reason and not reason.startswith(f"cell {skip[0]} "):
+            resumed.append(reason)
+        reason = "; ".join(resumed)
+        if status == "ok":
+            status = "cell-timeout"
     results = read_results(reader, manifest)
-    return RunResult(status, reason, executed, results, time.monotonic() - start)
+    return RunResult(status, reason[:300], executed, results, time.monotonic() - start)
 
 
 GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
+LINGER = 2.0  # seconds a run may take to exit once it reported its end
 
 
-def _watch(proc, reader: JobReader, limits: Limits) -> str:
+def _watch(proc, reader: JobReader, limits: Limits, hard: float) -> tuple[str, int | None]:
     """Wait for the run; kill it past the notebook's clock, or when one cell has been running
     longer than the cell limit (the runner's own SIGALRM clock can be defeated by the student's
     code, and anything it writes can be forged, so the cell is timed from when this parent first
-    sees it start). Returns why it was killed, or ""."""
-    hard = time.monotonic() + limits.notebook_seconds + GRACE
-    cell, since = None, time.monotonic()
+    sees it start). Returns why it was killed ("" if not) and, when one cell was stuck, its index
+    (the run can resume after it)."""
+    cell, since, finished = None, time.monotonic(), None
     while proc.poll() is None:
         time.sleep(0.05)
         now = time.monotonic()
@@ -541,21 +807,34 @@ def _watch(proc, reader: JobReader, limits: Limits) -> str:
             seen = cell
         if seen != cell:
             cell, since = seen, now
-        why = ""
+        if finished is None:
+            try:
+                reader.read_json("result/status.json", 4096)
+                finished = now
+            except Exception:
+                pass
+        why, stuck = "", None
         if CANCEL.is_set():
             why = "grading was interrupted"
+        elif finished is not None and now - finished > LINGER:
+            why = LINGERING
         elif now > hard:
             why = f"the notebook ran past its {limits.notebook_seconds:g} s limit and was stopped"
         elif cell is not None and now - since > limits.cell_seconds + GRACE:
             why = f"cell {cell} ran past its {limits.cell_seconds:g} s limit and was stopped"
+            stuck = cell
         if why:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             proc.wait()
-            return why
-    return ""
+            return why, stuck
+    return "", None
+
+
+LINGERING = ("every cell had run, but a thread or process the notebook started kept it from "
+             "ending; it was stopped")
 
 
 def _read_status(reader: JobReader, killed: str, err: bytes):
@@ -564,7 +843,7 @@ def _read_status(reader: JobReader, killed: str, err: bytes):
         executed = nbformat.reads(reader.read("result/executed.ipynb", 32 << 20).decode(), as_version=4)
     except Exception:
         executed = None
-    if killed:
+    if killed and killed != LINGERING:
         return "killed", killed, executed
     try:
         status = reader.read_json("result/status.json", 4096)
@@ -575,4 +854,6 @@ def _read_status(reader: JobReader, killed: str, err: bytes):
         return ("runner-died",
                 "the notebook's run ended before it could report (did the code kill its parent "
                 "process or every process?)" + hint, executed)
+    if killed == LINGERING:
+        reason = "; ".join(r for r in (reason, killed) if r)
     return code, reason, executed

@@ -550,20 +550,15 @@ def write_grades_csv(api, dest: Path) -> Path:
     return dest
 
 
-def neutral(value):
-    """A spreadsheet shows text starting with = + - @ (or a tab / CR) as a formula: prefix it."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def write_csv(dest: Path, header: list, rows: list) -> Path:
+    """Every field quoted; text through ``safety.csv_cell`` (escaped, never read as a formula)."""
+    from autograder.safety import csv_cell
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
-        w.writerow([neutral(h) for h in header])
+        w.writerow([csv_cell(h) for h in header])
         for row in rows:
-            w.writerow([neutral(v) if isinstance(v, str) else
-                        ("" if v is None else (int(v) if float(v).is_integer() else round(float(v), 4))
-                         if isinstance(v, (int, float)) else neutral(str(v))) for v in row])
+            w.writerow([("" if v is None else (int(v) if float(v).is_integer() else round(float(v), 4)))
+                        if isinstance(v, (int, float)) and not isinstance(v, bool) else csv_cell(v)
+                        for v in row])
     return dest

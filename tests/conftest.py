@@ -128,41 +128,62 @@ class Grader:
                                  self.python, "-m", "autograder", *args], cwd=self.course,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
+    def command(self, *cmd, timeout=600) -> subprocess.CompletedProcess:
+        """Any command, as the grader runs (the test user's own Python is ``self.python``)."""
+        return subprocess.run([*self.prefix, "env", *(f"{k}={v}" for k, v in self.env.items()), *cmd],
+                              cwd=self.course, capture_output=True, text=True, timeout=timeout)
+
     def run(self, *args, env=None, timeout=1500) -> subprocess.CompletedProcess:
         proc = self.popen(*args, env=env)
         out, err = proc.communicate(timeout=timeout)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _user_grader(tmp: Path) -> Grader:
-    """The course, graded by an unprivileged user with its own venv (Debian's python3 plus the
-    course venv's packages through a .pth: the course venv's own python may live where the user
-    cannot reach, e.g. under /root)."""
+def _course_packages() -> tuple[Path, Path]:
+    """The course venv's site-packages and its share/jupyter (nbconvert's templates)."""
+    import sysconfig
+    return Path(sysconfig.get_paths()["purelib"]), Path(sys.prefix) / "share" / "jupyter"
+
+
+def _user_grader(tmp: Path, site: Path | None = None, share: Path | None = None) -> Grader:
+    """The course, graded by an unprivileged user with its own venv: Debian's python3 plus the
+    course venv's packages. The course venv may live where the user cannot reach (a clone under
+    /root, mode 700), so its site-packages and share/jupyter are bind-mounted, read-only, into the
+    user's own folder, in a mount namespace of each command's own: nothing changes on the host."""
     if subprocess.run(["id", TEST_USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", TEST_USER], check=True)
     base = Path("/usr/bin/python3")
     if not base.exists():
         pytest.fail("user-mode tests need Debian's /usr/bin/python3 (apt-get install python3-venv)")
+    default_site, default_share = _course_packages()
+    site, share = site or default_site, share or default_share
     tmp.chmod(0o755)
     venv = tmp / "venv"
     done = subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], capture_output=True, text=True)
     assert done.returncode == 0, f"apt-get install python3-venv: {done.stderr[-500:]}"
-    site = subprocess.run([str(venv / "bin" / "python"), "-c",
-                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    import sysconfig
-    Path(site, "course-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    own_site = subprocess.run([str(venv / "bin" / "python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    # (named site-packages: the sandbox binds the grader's site-packages folders by that name)
+    mounts = {tmp / "course-venv" / "site-packages": site, tmp / "course-venv" / "jupyter": share}
+    for target in mounts:
+        target.mkdir(parents=True)
+    Path(own_site, "course-venv.pth").write_text(str(tmp / "course-venv" / "site-packages") + "\n")
     alembic = venv / "bin" / "alembic"
     alembic.write_text(f"#!{venv / 'bin' / 'python'}\nfrom alembic.config import main\nmain()\n")
     alembic.chmod(0o755)
     course = tmp / "course"
     shutil.copytree(REPO, course, ignore=shutil.ignore_patterns(
         ".git", ".venv", "_build", "__pycache__", ".pytest_cache", "submitted", "autograded",
-        "feedback", "gradebook.db"))
+        "feedback", "gradebook.db", ".case_secret"))
     subprocess.run(["chown", "-R", TEST_USER, str(tmp)], check=True)
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp), "PYTHONUNBUFFERED": "1",
-           "TMPDIR": str(tmp), "JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
-    grader = Grader("user", tmp, course, ["runuser", "-u", TEST_USER, "--"], env, TEST_USER)
+           "TMPDIR": str(tmp), "JUPYTER_PATH": str(tmp / "course-venv" / "jupyter")}
+    script = "".join(f'mount --bind "${k * 2 + 1}" "${k * 2 + 2}" && ' for k in range(len(mounts)))
+    binds = [str(p) for target, source in mounts.items() for p in (source, target)]
+    prefix = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+              script + f'shift {len(binds)} && exec runuser -u {TEST_USER} -- "$@"', "sh", *binds]
+    grader = Grader("user", tmp, course, prefix, env, TEST_USER)
     grader.python = str(venv / "bin" / "python")
     return grader
 

@@ -37,6 +37,7 @@ class Hostile:
     make: Callable       # honest notebook -> notebook, or -> (filename, bytes)
     scores: dict         # check cell -> points
     reason: str = ""     # expected in the report line / feedback
+    files: dict | None = None   # other files handed in beside the notebook
 
 
 def _cell(nb, grade_id):
@@ -47,6 +48,13 @@ def after(grade_id: str, source: str):
     def make(nb):
         index = nb.cells.index(_cell(nb, grade_id))
         nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+        return nb
+    return make
+
+
+def before(grade_id: str, source: str):
+    def make(nb):
+        nb.cells.insert(nb.cells.index(_cell(nb, grade_id)), nbformat.v4.new_code_cell(source))
         return nb
     return make
 
@@ -83,9 +91,19 @@ def drop_cell(grade_id):
     return make
 
 
-FULL = {FWD: 5.0, SPATIAL: 5.0}
-NO_SPATIAL = {FWD: 5.0, SPATIAL: 0.0}
-NO_FORWARD = {FWD: 0.0, SPATIAL: 5.0}
+def _points() -> dict:
+    """grade_id -> points of every graded cell of the assignment's source notebook."""
+    nb = nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"])
+            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+POINTS = _points()
+AUTO = sum(p for gid, p in POINTS.items() if gid.startswith("check_"))   # what the judge grades
+# These submissions attack around the first two checks; scores are compared on those two.
+FULL = {FWD: POINTS[FWD], SPATIAL: POINTS[SPATIAL]}
+NO_SPATIAL = {FWD: POINTS[FWD], SPATIAL: 0.0}
+NO_FORWARD = {FWD: 0.0, SPATIAL: POINTS[SPATIAL]}
 NOTHING = {FWD: 0.0, SPATIAL: 0.0}
 
 TRANSFORMER = '''\
@@ -125,11 +143,12 @@ CASES = [
     Hostile("infinite-loop-sigint-ignored", after(
         FWD, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
         FULL, "limit"),
-    # Defeating the runner's own clock leaves the parent's watchdog: the run is killed.
+    # Defeating the runner's own clock leaves the parent's watchdog: the run is killed, then
+    # resumed with that cell skipped, so the checks after it still run.
     Hostile("infinite-loop-every-signal-ignored", after(
         FWD, "import signal\nfor s in (signal.SIGINT, signal.SIGALRM, signal.SIGTERM):\n"
              "    signal.signal(s, signal.SIG_IGN)\nsignal.setitimer = lambda *a: None\nwhile True:\n    pass"),
-        NO_SPATIAL, "limit"),
+        FULL, "the run resumed after it"),
     Hostile("infinite-loop-sigint-blocked", solution(
         "spatial_batchnorm_forward",
         "import signal\ndef spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
@@ -337,7 +356,156 @@ ACCIDENTS = [
     Hostile("prints-past-the-cap-then-defines", prints_then_defines("batchnorm_forward"), FULL),
 ]
 
-EVERY = CASES + SPECIAL + HTML + ACCIDENTS
+# ---- class 4 (issue 16): one notebook never stops, fools or poisons the batch ------------------
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def displays(*items):
+    """A cell that displays raw outputs: (data, metadata) pairs."""
+    lines = ["from IPython.display import display"]
+    lines += [f"display({data!r}, raw=True, metadata={meta!r})" for data, meta in items]
+    return after(FWD, "\n".join(lines))
+
+
+def attachment_of(megabytes: int):
+    def make(nb):
+        cell = nbformat.v4.new_markdown_cell("My working, as a photo: ![page](attachment:page.png)")
+        cell.attachments = {"page.png": {"image/png": "A" * (megabytes << 20)}}
+        nb.cells.insert(3, cell)
+        return nb
+    return make
+
+
+def big_code_cell(megabytes: float):
+    """An ordinary, honest cell holding a large table of numbers."""
+    def make(nb):
+        row = ", ".join(f"{k * 0.001:.6f}" for k in range(100))
+        n = int(megabytes * (1 << 20) / (len(row) + 8))
+        source = "TABLE = [\n" + "".join(f"    [{row}],\n" for _ in range(n)) + "]\nprint(len(TABLE))"
+        nb.cells.insert(nb.cells.index(_cell(nb, "setup")) + 1, nbformat.v4.new_code_cell(source))
+        return nb
+    return make
+
+
+FORGE = PLANT + """import json
+nb = json.load(open('/job/notebook.ipynb'))
+for cell in nb['cells']:
+    if cell['cell_type'] == 'code':
+        cell['execution_count'] = 'x'
+        cell['outputs'] = ['not-a-dict', {'output_type': 'stream', 'name': 'stdout', 'text': 123},
+            {'output_type': 'display_data', 'data': {'image/png': 'x" onerror="window.__pwned=20'},
+             'metadata': {'image/png': 'not-a-dict'}},
+            {'output_type': 'display_data', 'data': {'image/png': %r}, 'metadata': ['odd']},
+            {'output_type': 'execute_result', 'data': {'text/plain': ['a', 1]}, 'execution_count': '7',
+             'metadata': {}},
+            {'output_type': 'error', 'ename': 1, 'evalue': None, 'traceback': 'x'}]
+json.dump(nb, open('/job/result/executed.ipynb', 'w'))
+os.kill(os.getpid(), signal.SIGKILL)
+""" % PNG
+
+BATCH = [
+    Hostile("output-metadata-not-a-dict", displays(({"image/png": PNG}, {"image/png": "not-a-dict"}),
+                                                   ({"image/png": PNG}, ["a", "list"]),
+                                                   ({"text/plain": "fine"}, {"text/plain": 3})), FULL),
+    Hostile("forged-executed-notebook", after(FWD, FORGE), NO_SPATIAL, "before it could report"),
+    Hostile("70MB-markdown-attachment", attachment_of(70), FULL),
+    Hostile("code-cell-of-11MB", big_code_cell(10.9), FULL),
+    Hostile("unreadable-timestamp", lambda nb: nb, FULL, "timestamp.txt could not be read",
+            files={"timestamp.txt": b"\xff\xfe not a time \x00" * 10}),
+    # item 4: a bad value fails its own function, nothing else
+    Hostile("returns-huge-int", forward_returns("10**400, None"), NO_FORWARD, "is int"),
+    Hostile("returns-int-past-str-limit", forward_returns("10**5000, None"), NO_FORWARD, "not recordable"),
+    Hostile("returns-odd-object", forward_returns(
+        "type('Odd', (), {'__array__': lambda *a, **k: 1 / 0, '__len__': lambda s: -1, "
+        "'__float__': lambda s: 1 / 0})(), None"), NO_FORWARD, "is Odd"),
+    Hostile("ungraded-cache-as-big-list", forward_returns("out, (x.tolist(), [x.tolist()] * 50)"), FULL),
+    Hostile("ungraded-cache-nested-deep", forward_returns(
+        "out, __import__('functools').reduce(lambda acc, _: [acc], range(12), [1.0])"), FULL),
+    # item 5: a call stuck where no signal reaches costs its own function only
+    Hostile("stuck-in-c-code", solution(
+        "batchnorm_forward", "import hashlib\ndef batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
+        "    hashlib.pbkdf2_hmac('sha256', b'pw', b'salt', 10**9)\n    return x, None"),
+        NO_FORWARD, "did not return within"),
+    Hostile("stuck-in-c-code-in-ordinary-cell", after(
+        FWD, "import hashlib\nhashlib.pbkdf2_hmac('sha256', b'pw', b'salt', 10**9)"), FULL,
+        "the run resumed after it"),
+    # item 8: messages say what happened
+    Hostile("lingering-thread", after(SPATIAL, "import threading\n"
+                                               "threading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()"),
+            FULL),
+    Hostile("run-dies-midway-through-a-check", solution(
+        "batchnorm_forward", "import os, signal\nCALLS = []\n"
+        "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    CALLS.append(1)\n"
+        "    if len(CALLS) == 3:\n        os.kill(os.getppid(), signal.SIGKILL)\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None"),
+        NOTHING, "2 of "),
+    # item 3: hidden inputs are on no disk before their case, and nothing of them survives it
+    Hostile("looks-for-hidden-inputs", after("setup", "import os\nfound = [f for d, _, fs in os.walk('/job') "
+                                                       "for f in fs if 'inputs' in d or f.startswith('input')]\n"
+                                                       "print(('INPUTS' if found else 'NO-INPUTS') + '-ON-DISK')"),
+            FULL, "NO-INPUTS-ON-DISK"),
+    Hostile("looks-for-the-course-secret", after("setup", "import os\nfound = [d for top in ('/tmp', '/job', "
+                                                          "'/course', '/root', '/home', '/work', '/etc') "
+                                                          "for d, _, fs in os.walk(top) if '.case_secret' in fs]\n"
+                                                          "print(('SECRET' if found else 'NO-SECRET') + '-HERE')"),
+            FULL, "NO-SECRET-HERE"),
+    # Armed just before its check cell, disarmed just after: only the grader's calls count.
+    Hostile("stashes-hidden-inputs", solution(
+        "batchnorm_forward", "import builtins\nbuiltins.STASH, builtins.ARMED = [], False\n"
+        "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    if builtins.ARMED:\n"
+        "        builtins.STASH.append(x.copy())\n        print('HIDDEN-' + 'INPUT-' + repr(x.shape))\n"
+        "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None",
+        before(FWD, "import builtins\nbuiltins.ARMED = True"),
+        after(FWD, "import builtins\nbuiltins.ARMED = False\nprint(f'STASHED-{len(builtins.STASH)}')")),
+        FULL, "STASHED-0"),
+]
+
+# item 6: all of a sandbox's processes together stay under its memory cap
+HOLD = """import os, time
+import numpy as np
+pipes = []
+for _ in range(3):
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r); os.close(w)
+        break
+    if pid == 0:
+        n = 0
+        try:
+            held = []
+            while n < 16:
+                held.append(np.ones(128 << 17)); n += 1
+        except BaseException:
+            pass
+        finally:
+            try:
+                os.write(w, str(n).encode()); time.sleep(2)
+            finally:
+                os._exit(0)
+    os.close(w)
+    pipes.append(r)
+total = sum(int(os.read(r, 16) or b'0') for r in pipes) * 128 / 1024
+print('HELD' + f'-GIB-{total:.2f}-PROCS-{len(pipes)}-END')"""
+
+HTML += [
+    Hostile("image-metadata-with-event-handler", displays(
+        ({"image/png": PNG}, {"image/png": {"width": "1 onerror=window.__pwned=9", "height": 2}})), FULL),
+    Hostile("image-data-breaks-its-attribute", displays(
+        ({"image/png": 'x" onerror="window.__pwned=10'}, {}),
+        ({"image/jpeg": PNG, "text/html": "<script>window.__pwned=12</script>"}, {})), FULL),
+    Hostile("language-info-with-script", lambda nb: (nb.metadata.update(language_info={
+        "name": "<script>window.__pwned=11</script>", "version": "\" onload=\"window.__pwned=13"}), nb)[1], FULL),
+]
+
+# item 7: student-controlled text cannot write the instructor's terminal, CSV or report
+BAD_IDS = ["\x1b[2K\rfake-honest ch2_forward 10 of 10 all checks pass\x1b[31m", "=1+2", "a,b", "new\nline",
+           "bidi\u202eevil", "@cmd", "-2+3"]
+BIDI_ERROR = forward_returns("(_ for _ in ()).throw(ValueError('\u202e\x1b[2Kfake 10/10'))")
+
+EVERY = CASES + SPECIAL + HTML + ACCIDENTS + BATCH
 
 
 def _scratch(tmpdir: Path) -> list[str]:
@@ -361,6 +529,12 @@ def hostile_class(request, grader_for, tmp_path_factory):
         if case.name == "extra-files":
             (folder / "notes.txt").write_text("scratch")
             (folder / "scratch.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+        for name, data in (case.files or {}).items():
+            (folder / name).write_bytes(data)
+    for k, student in enumerate(BAD_IDS):
+        folder = root / "submitted" / student / A
+        folder.mkdir(parents=True)
+        nbformat.write(BIDI_ERROR(copy.deepcopy(honest)) if k == 0 else honest, folder / f"{A}.ipynb")
     grader.own(root)
     before = tree_digest(root / "submitted")
     start = time.monotonic()
@@ -379,7 +553,7 @@ def _scores(root: Path, student: str) -> dict:
             nb = gb.find_submission_notebook(A, A, student)
         except MissingEntry:
             return NOTHING
-        return {g.name: float(g.score) for g in nb.grades}
+        return {g.name: float(g.score) for g in nb.grades if g.name in NOTHING}
 
 
 @pytest.mark.parametrize("case", EVERY, ids=lambda c: c.name)
@@ -395,7 +569,8 @@ def test_hostile_submission(hostile_class, case):
 
 def test_the_mode_that_ran_is_said(hostile_class):
     mode = hostile_class["grader"].mode
-    assert f"sandbox: {mode} mode" in hostile_class["stderr"]
+    line = next(ln for ln in hostile_class["stderr"].splitlines() if f"sandbox: {mode} mode" in ln)
+    assert "memory:" in line and "per notebook" in line
 
 
 def test_batch_completes_and_nothing_changes(hostile_class):
@@ -490,14 +665,15 @@ def test_interrupted_and_killed_runs_leave_nothing(mode, grader_for, tmp_path_fa
     grader.own(root)
     tmpdir = Path(grader.env["TMPDIR"])
     env = {"BN_GRADER_ROOT": str(root)}
-    seen = {}
+    seen, running_seen = {}, []
     for how in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         proc = grader.popen("grade", A, "--quiet", "--no-feedback", env=env, start_new_session=True)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(
-                tmpdir.glob("bn-grader-*/jobs/*")):
+        while time.monotonic() < deadline and len(list(  # job 1 is the health check's
+                tmpdir.glob("bn-grader-*/jobs/*"))) < 2:
             time.sleep(0.2)
-        time.sleep(1.0)  # sandboxes are running now
+        time.sleep(1.0)  # students' sandboxes are running now
+        running_seen += own_runners(tmpdir)
         if how == signal.SIGKILL:  # everything in the session: runuser, the grader, its threads
             subprocess_lines(["pkill", "-KILL", "-s", str(proc.pid)])
         else:
@@ -513,8 +689,81 @@ def test_interrupted_and_killed_runs_leave_nothing(mode, grader_for, tmp_path_fa
     done = grader.run("grade", A, "--quiet", "--no-feedback", "--student", "nobody", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _scratch(tmpdir) == []
-    left = subprocess_lines(["pgrep", "-f", "autograder.student.runner"])
+    assert running_seen, "the test never saw its own sandboxes running"
+    left = own_runners(tmpdir)
     assert left == [], f"sandboxes still running: {left}"
+
+
+def own_runners(tmpdir: Path) -> list[str]:
+    """Sandboxed notebook runs of the grader whose scratch space is under ``tmpdir``, and no other
+    grader's: a run's sandbox (its bubblewrap, an ancestor) names that scratch folder."""
+    mine = []
+    marker = f"{tmpdir}/{sb_prefix()}".encode()
+    for pid in subprocess_lines(["pgrep", "-f", "autograder.student.runner"]):
+        current = pid
+        for _ in range(8):  # runner <- sandbox init <- bubblewrap <- grader
+            try:
+                if marker in Path(f"/proc/{current}/cmdline").read_bytes():
+                    mine.append(pid)
+                    break
+                current = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
+                break
+            if current in ("0", "1"):
+                break
+    return mine
+
+
+def sb_prefix() -> str:
+    from autograder.sandbox import RUN_PREFIX
+    return RUN_PREFIX
+
+
+def test_leftover_check_sees_only_its_own_runs(tmp_path):
+    """Other grading on the machine (here a process named like a sandboxed run) is not ours."""
+    import subprocess
+    decoy = subprocess.Popen(["bash", "-c", "exec -a 'python -m autograder.student.runner /job 1 1' sleep 60"])
+    try:
+        time.sleep(0.3)
+        assert str(decoy.pid) in subprocess_lines(["pgrep", "-f", "autograder.student.runner"])
+        assert own_runners(tmp_path) == []
+    finally:
+        decoy.kill()
+        decoy.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a course venv the test user cannot reach needs root")
+def test_user_mode_grades_with_the_course_venv_in_a_private_folder(tmp_path):
+    """A clone under a mode-700 folder (e.g. /root): the test user cannot reach the course venv,
+    and user-mode grading still works."""
+    import shutil
+    import subprocess
+    import tempfile
+    from conftest import TEST_USER, _course_packages, _user_grader
+    private = Path(tempfile.mkdtemp(prefix="bncourse-private-"))
+    outside = Path(tempfile.mkdtemp(prefix="bncourse-usertest-"))
+    try:
+        private.chmod(0o700)
+        site, share = _course_packages()
+        (private / "site").symlink_to(site)
+        (private / "share").symlink_to(share)
+        grader = _user_grader(outside, private / "site", private / "share")
+        blocked = subprocess.run(["runuser", "-u", TEST_USER, "--", "ls", str(private / "site")],
+                                 capture_output=True, text=True)
+        assert blocked.returncode != 0  # the course venv is out of the test user's reach
+        root = grader.folder("private-clone")
+        release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
+        honest = samples.honest(release, nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4))
+        (root / "submitted" / "someone" / A).mkdir(parents=True)
+        nbformat.write(honest, root / "submitted" / "someone" / A / f"{A}.ipynb")
+        grader.own(root)
+        done = grader.run("grade", A, "--quiet", env={"BN_GRADER_ROOT": str(root)}, timeout=600)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        assert "sandbox: user mode" in done.stderr
+        assert _scores(root, "someone") == FULL
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 def _signal_grader(proc, how):
@@ -532,3 +781,182 @@ def _signal_grader(proc, how):
 def subprocess_lines(cmd) -> list[str]:
     import subprocess
     return subprocess.run(cmd, capture_output=True, text=True).stdout.split()
+
+
+# ---- issue 16: what the batch above must also show ----------------------------------------------
+
+def _feedback(root: Path, student: str) -> str:
+    import html
+    page = root / "feedback" / student / A / f"{A}.html"
+    return html.unescape(page.read_text()) if page.exists() else ""
+
+
+def test_hidden_inputs_leave_no_trace_in_feedback(hostile_class):
+    """No input file before its case runs; what a function printed or stored while it held
+    hidden inputs dies with its recording process."""
+    root = hostile_class["root"]
+    assert "NO-INPUTS-ON-DISK" in _feedback(root, "looks-for-hidden-inputs")
+    stash = _feedback(root, "stashes-hidden-inputs")
+    assert "STASHED-0" in stash and "HIDDEN-INPUT-" not in stash
+    for page in root.joinpath("feedback").rglob("*.html"):
+        text = page.read_text()
+        assert "INPUTS-ON-DISK" not in text.replace("NO-INPUTS-ON-DISK", "") and "HIDDEN-INPUT-" not in text
+        assert "SECRET-HERE" not in text.replace("NO-SECRET-HERE", "")
+
+
+def test_rendered_pages_are_bounded(hostile_class):
+    root = hostile_class["root"]
+    for student in ("code-cell-of-11MB", "70MB-markdown-attachment", "prints-1GB"):
+        graded = root / "autograded" / student / A / f"{A}.ipynb"
+        page = root / "feedback" / student / A / f"{A}.html"
+        assert graded.stat().st_size < 3 << 20, student
+        assert page.stat().st_size < 4 << 20, student
+    assert "the grader does not show the remaining" in _feedback(root, "code-cell-of-11MB")
+
+
+def test_autograded_notebooks_keep_only_allow_listed_outputs(hostile_class):
+    """What formgrader renders: output types, fields and metadata from an allow-list only."""
+    from autograder.safety import SAFE_MIME
+    for path in hostile_class["root"].joinpath("autograded").rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert set(nb["metadata"].get("language_info", {"name": "python"}).values()) <= {"python"}, path
+        for cell in nb["cells"]:
+            assert "attachments" not in cell, path
+            for out in cell.get("outputs", []):
+                assert isinstance(out, dict) and out["output_type"] in (
+                    "stream", "error", "display_data", "execute_result"), path
+                if out["output_type"] in ("display_data", "execute_result"):
+                    assert set(out["data"]) <= set(SAFE_MIME), path
+                    for mime, meta in out["metadata"].items():
+                        assert mime in ("image/png", "image/jpeg") and set(meta) <= {"width", "height"}, path
+                        assert all(type(v) is int for v in meta.values()), path
+                if out["output_type"] == "stream":
+                    assert isinstance(out["text"], str), path
+
+
+def test_student_text_cannot_write_the_terminal_csv_or_report(hostile_class):
+    import csv
+    root, table = hostile_class["root"], hostile_class["table"]
+    for raw_char in ("\x1b", "\r", "\u202e"):
+        assert raw_char not in table
+        assert raw_char not in (root / "grade_report.html").read_text()
+    assert not any(ln.startswith("fake-honest") for ln in table.splitlines())
+    assert "\\u202e" in table  # shown, escaped
+    with open(root / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_id = {r["student_id"]: r for r in rows}
+    assert len(rows) == len({r["student_id"] for r in rows})
+    for bad in BAD_IDS:
+        if bad == "new\nline":  # nbgrader itself cannot take this id: that row fails alone
+            assert any("FAILED" in ln for ln in table.splitlines() if ln.startswith("new\\nline "))
+            continue
+        shown = bad.replace("\n", "\\n").replace("\x1b", "\\u001b").replace("\r", "\\u000d") \
+            .replace("\u202e", "\\u202e")
+        shown = "'" + shown if shown[:1] in "=+-@" else shown
+        assert shown in by_id, (bad, sorted(by_id)[:10])
+        assert float(by_id[shown]["max_score"]) == sum(POINTS.values())
+    assert float(by_id["a,b"]["score"]) == AUTO and float(by_id["'=1+2"]["score"]) == AUTO
+    with open(root / "grades.csv") as f:
+        assert all(line.startswith('"') for line in f)
+    page = (root / "feedback" / BAD_IDS[0] / A / f"{A}.html").read_text()
+    assert "\u202e" not in page and "\x1b" not in page and "\\u202e" in page
+
+
+def test_self_check_and_grader_agree_on_what_is_recorded():
+    """The self-check applies the recording's encoding: a graded value it cannot record fails
+    there as it fails in grading, and an ungraded one never costs the graded one."""
+    from autograder import checks
+    from autograder.student import recording, selfcheck
+    from autograder.student.verdict import Result
+    check = checks.find("batchnorm_forward")
+
+    def right(x, gamma, beta, eps=1e-5):
+        out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta
+        deep = [1.0]
+        for _ in range(12):
+            deep = [deep]
+        return out, (x.tolist() * 200, deep)
+
+    def deep_out(x, gamma, beta, eps=1e-5):
+        out = right(x, gamma, beta, eps)[0].tolist()
+        for _ in range(12):
+            out = [out]
+        return out, None
+
+    import numpy as np
+    selfcheck.check("batchnorm_forward", right)  # passes: the cache is not graded
+    with pytest.raises(AssertionError) as local:
+        selfcheck.check("batchnorm_forward", deep_out)
+    case = next(c for c in check.cases if not c.hidden)
+    values = deep_out(**checks.case_inputs(check, case))
+    meta, npz = recording.dumps(recording.recordable(values, check.returns, check.compared))
+    got = recording.loads(meta, npz, untrusted=True)["value"]
+    judged = checks.judged(checks.Check(**{**check.__dict__, "cases": (case,)}), [Result("ok", got)])
+    assert not judged.passed and judged.message == str(local.value)
+    assert "too deep" in judged.message or "nested" in judged.message
+
+
+def test_a_table_of_hidden_inputs_buys_nothing(grader_for, monkeypatch):
+    """Submission 1 learns its hidden inputs; submission 2 answers them from a table. Hidden
+    inputs are keyed by the course secret and the submission, so the table meets new inputs;
+    grading the same file again gives the same grade."""
+    from autograder import checks, grading, keys
+    grader = grader_for(graders()[0])
+    root = grader.folder("lookup")
+    release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
+    honest = samples.honest(release, nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4))
+    (root / "submitted" / "first" / A).mkdir(parents=True)
+    nbformat.write(honest, root / "submitted" / "first" / A / f"{A}.ipynb")
+    grader.own(root)
+    env = {"BN_GRADER_ROOT": str(root)}
+    assert grader.run("grade", A, "--quiet", "--no-feedback", env=env).returncode == 0
+    # What the first submission could have printed: its inputs, as the grader drew them.
+    monkeypatch.setenv("BN_GRADER_ROOT", str(root))
+    api = grading.make_api(grading.load_config())
+    first = grading.sanitize(api, root / "submitted" / "first" / A / f"{A}.ipynb", A, "first", A)
+    secret = keys.course_secret(root)
+    check = checks.find("batchnorm_forward")
+    with checks.keyed(keys.submission_key(secret, first)):
+        table = [(checks.case_inputs(check, c)["x"], checks.expected_outputs(check, c)[0]) for c in check.cases]
+    lines = ["import numpy as np", "TABLE = ["]
+    lines += [f"    (np.array({x.tolist()!r}), np.array({out.tolist()!r}))," for x, out in table]
+    lines += ["]", "def batchnorm_forward(x, gamma, beta, eps=1e-5):",
+              "    for seen, out in TABLE:", "        if seen.shape == x.shape and np.allclose(seen, x):",
+              "            return out.copy(), None", "    return np.zeros_like(x), None"]
+    cheat = copy.deepcopy(honest)
+    _cell(cheat, "batchnorm_forward").source = "\n".join(lines)
+    (root / "submitted" / "second" / A).mkdir(parents=True)
+    nbformat.write(cheat, root / "submitted" / "second" / A / f"{A}.ipynb")
+    grader.own(root)
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)
+    with checks.keyed(keys.submission_key(secret, first)):  # the table is right for those inputs
+        assert checks.verdict_for_function(check, namespace["batchnorm_forward"]).passed
+    for _ in range(2):  # the second time: the same files, the same grades
+        done = grader.run("grade", A, "--quiet", "--no-feedback", env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert _scores(root, "first") == FULL
+        assert _scores(root, "second")[FWD] == 0.0, done.stdout
+        assert "(hidden)" in next(ln for ln in done.stdout.splitlines() if ln.startswith("second "))
+    assert not (REPO / "autograder" / ".case_secret").exists() or \
+        (REPO / "autograder" / ".case_secret").stat().st_mode & 0o077 == 0
+
+
+def test_a_broken_sandbox_stops_grading_before_any_grade(tmp_path):
+    """A sandbox that starts but cannot run student code: the health check fails, `grade` exits
+    non-zero with the reason, and no student gets a grade."""
+    from conftest import run_cli
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
+    honest = samples.honest(release, nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4))
+    (tmp_path / "submitted" / "someone" / A).mkdir(parents=True)
+    nbformat.write(honest, tmp_path / "submitted" / "someone" / A / f"{A}.ipynb")
+    done = run_cli("grade", A, "--quiet", env={"BN_GRADER_ROOT": str(tmp_path), "BN_BWRAP": str(fake)})
+    assert done.returncode == 3, done.stdout + done.stderr[-2000:]
+    assert "known-good notebook" in done.stderr and "before writing any grade" in done.stderr
+    assert not (tmp_path / "grades.csv").exists() and not (tmp_path / "grading_log.json").exists()
+    assert "someone" not in done.stdout
+    if (tmp_path / "gradebook.db").exists():
+        assert _scores(tmp_path, "someone") == NOTHING

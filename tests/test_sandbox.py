@@ -56,3 +56,60 @@ def test_job_reader_refuses_special_files_and_symlinks(tmp_path):
         reader.read("ok.json", 1)
     with pytest.raises(FileNotFoundError):
         reader.read("missing.json", 10)
+
+
+def _tiny_run(tmp_path, source: str, limits=None):
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    with sandbox.RunDir() as run_dir:
+        return sandbox.run_notebook(nb, {}, run_dir, mode=sandbox.pick_mode("auto"), slot=0,
+                                    limits=limits or sandbox.Limits(cell_seconds=20, notebook_seconds=40))
+
+
+def test_a_venv_reached_through_a_symlink_still_runs_student_code(tmp_path, monkeypatch):
+    """Only real paths are bound into the sandbox; the interpreter must be named by its real path
+    too (a symlinked venv made every student score 0: `setpriv: failed to execute python`)."""
+    import sys
+    link = tmp_path / "venv-link"
+    link.symlink_to(Path(sys.prefix).resolve())
+    monkeypatch.setattr(sys, "prefix", str(link))
+    run = _tiny_run(tmp_path, "import numpy\nprint('ran', numpy.__name__)")
+    assert run.status == "ok", run.reason
+    assert "ran numpy" in "".join(o.get("text", "") for o in run.executed.cells[0].outputs)
+
+
+def test_a_lingering_thread_is_not_called_a_timeout(tmp_path):
+    run = _tiny_run(tmp_path, "import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n"
+                              "print('done')")
+    assert run.status == "ok" and "ran past" not in run.reason, run.reason
+    assert run.seconds < 15
+
+
+def test_the_memory_cap_is_stated_and_bounds_the_total():
+    plan = sandbox.memory_plan(sandbox.Limits())
+    assert plan.processes * plan.address_space <= 2 * plan.total or plan.cgroup is not None
+    assert plan.processes * plan.address_space < 64 * (3 << 30)
+    line = sandbox.describe_mode("root", sandbox.Limits())
+    assert "memory:" in line and "GiB" in line
+
+
+def test_one_notebook_that_does_not_fit_fails_alone(tmp_path):
+    """Past the job's space (code alone larger than it): a one-line reason, no exception."""
+    run = _tiny_run(tmp_path, "x = 1\n# " + "y" * (3 << 20),
+                    sandbox.Limits(cell_seconds=20, notebook_seconds=40, job_bytes=1 << 20))
+    assert run.status == "failed" and "does not fit" in run.reason, run.reason
+
+
+def test_processes_together_stay_under_the_memory_cap(tmp_path):
+    """A sandbox's processes together hold no more than its stated total (3 GiB of address space
+    x 64 processes let four processes hold 5 GiB before)."""
+    import re
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_hostile import HOLD
+    run = _tiny_run(tmp_path, HOLD, sandbox.Limits(cell_seconds=90, notebook_seconds=120))
+    text = "".join(o.get("text", "") for o in run.executed.cells[0].outputs)
+    held = re.search(r"HELD-GIB-([0-9.]+)-PROCS-([0-9]+)-END", text)
+    assert held, (run.reason, text[-500:])
+    plan = sandbox.memory_plan(sandbox.Limits())
+    assert 0 < float(held.group(1)) <= plan.total / (1 << 30) and float(held.group(1)) < 5.0

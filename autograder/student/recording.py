@@ -7,9 +7,11 @@ a hostile recording can at worst be wrong data, never code.
 
 A recording directory (``RECORD_ENV`` names it inside the grading sandbox) holds:
 
-    manifest.json                     {function: {"protocol", "n_returns", "cases": [names]}}
-    inputs/<function>.json|.npz       {case name: inputs}            (written by the judge)
+    manifest.json                     {function: {"spec", "cases": [names]}}
     outputs/<function>/<k>.json|.npz  what case k returned           (written by the student's run)
+
+A case's inputs are never on disk: the recorder asks the grader for them, one case at a time,
+when that case runs (:func:`case_input`, over two pipes named by ``INPUTS_ENV``).
 
 where k is the case's position in the manifest (case names are free text, not file names), and
 ``<k>.json`` is {"status": "ok"|"error"|"shape", "error": str, "values": [encoded values]}.
@@ -19,11 +21,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 from typing import Any
 
 import numpy as np
 
 RECORD_ENV = "BN_AUTOGRADER_RECORD"
+INPUTS_ENV = "BN_AUTOGRADER_INPUTS"   # "<request fd>,<reply fd>" inside the grading sandbox
 
 # Bounds the judge applies to everything read back from a run (see autograder.sandbox).
 MAX_META_BYTES = 64 << 10          # one <k>.json
@@ -48,6 +52,8 @@ def encode(value: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
         key = f"a{len(arrays)}"
         arrays[key] = value
         return {"array": key}
+    if isinstance(value, Described):
+        return {"kind": value.kind}
     if isinstance(value, (bool, np.bool_)):
         return {"bool": bool(value)}
     if isinstance(value, (int, np.integer)):
@@ -159,3 +165,77 @@ def output_stem(record_dir: str, function: str, k: int) -> str:
 
 def output_relpath(function: str, k: int) -> str:
     return f"outputs/{function}/{k}"
+
+
+# ---- what is recorded of a function's returned values -------------------------------------------
+
+def _kind(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"ndarray {value.dtype} {value.shape}"
+    if isinstance(value, (list, tuple, dict)):
+        return f"{type(value).__name__} of {len(value)} items"
+    return type(value).__name__
+
+
+def recordable(values: tuple, returns, compared) -> tuple:
+    """The values as the judge will see them: ungraded ones (a cache) dropped, so they can never
+    cost a graded one its recording; each graded one round-tripped through this module's
+    encoding, or, where it cannot be recorded (too large, too deep), described by its kind.
+    The self-check applies the same, so a student sees locally the verdict the grader reaches."""
+    values = tuple(values)[:MAX_VALUES]
+    graded = set(compared) if len(values) == len(returns) else set(returns)
+    names = list(returns) if len(values) == len(returns) else [f"value {k}" for k in range(len(values))]
+    budget = MAX_META_BYTES // 2
+    out = []
+    for name, value in zip(names, values):
+        if name not in graded and len(values) == len(returns):
+            out.append(None)
+            continue
+        try:
+            arrays: dict[str, np.ndarray] = {}
+            meta = json.dumps(encode(value, arrays)).encode()
+            if len(meta) > budget or sum(a.nbytes for a in arrays.values()) > MAX_ARRAY_BYTES // 2:
+                raise BadRecording("too large")
+            budget -= len(meta)
+            out.append(decode(json.loads(meta), arrays))
+        except (BadRecording, ValueError, TypeError, OverflowError, RecursionError) as exc:
+            why = "too large" if "large" in str(exc) else "nested too deeply" if "deep" in str(exc) \
+                else "not recordable"
+            kind = f"{_kind(value)} ({why} to record)" if why != "not recordable" else \
+                f"{_kind(value)} (not recordable)"
+            out.append(Described(kind[:80]))  # what decode() keeps of a kind
+    return tuple(out)
+
+
+# ---- a case's inputs, handed over when the case runs ---------------------------------------------
+
+HEADER = struct.Struct("<QQ")
+MAX_INPUT_BYTES = 256 << 20
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise BadRecording("the grader closed the inputs channel")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def case_input(function: str, k: int):
+    """Ask the grader for case ``k``'s inputs (inside the grading sandbox only)."""
+    req, rep = (int(x) for x in os.environ[INPUTS_ENV].split(","))
+    os.write(req, f"{function}\t{k}\n".encode())
+    n_meta, n_npz = HEADER.unpack(_read_exact(rep, HEADER.size))
+    if n_meta == 0 or n_meta + n_npz > MAX_INPUT_BYTES:
+        raise BadRecording(f"the grader has no inputs for {function} case {k}")
+    meta = _read_exact(rep, n_meta)
+    return loads(meta, _read_exact(rep, n_npz))["value"]
+
+
+def input_message(value) -> bytes:
+    """What the grader sends for one case: header, structure, arrays."""
+    meta, npz = dumps(value)
+    return HEADER.pack(len(meta), len(npz)) + meta + npz

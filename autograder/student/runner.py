@@ -1,6 +1,10 @@
 """Runs INSIDE the sandbox: execute one notebook's cells in an IPython shell, in this process.
 
-Usage (by autograder.sandbox only): python -m autograder.student.runner JOB_DIR CELL_TIMEOUT NOTEBOOK_TIMEOUT
+Usage (by autograder.sandbox only):
+    python -m autograder.student.runner JOB_DIR CELL_TIMEOUT NOTEBOOK_TIMEOUT [SKIP]
+
+SKIP lists (comma-separated) the cells an earlier attempt was stopped in: the grader resumes a run
+that a cell stuck beyond any signal made it kill, with those cells skipped.
 
 No Jupyter kernel is started: the sandbox is the isolation boundary, so the cells run in an
 ``InteractiveShell`` here (same IPython semantics: magics, ``get_ipython()``, display), which
@@ -13,7 +17,8 @@ saves a kernel start-up and the messaging per notebook.
 * After every cell this writes JOB_DIR/result/executed.ipynb (plain JSON) and, before every cell,
   JOB_DIR/result/progress.json with the cell's deadline, which the parent enforces from outside
   even if the student's code defeats the SIGALRM clock used here.
-* At the end it writes JOB_DIR/result/status.json.
+* At the end it writes JOB_DIR/result/status.json and exits at once: a thread the notebook left
+  running does not keep the run alive.
 Everything written here is untrusted by the judge; nothing here decides a grade.
 """
 import io
@@ -116,7 +121,7 @@ def run_cell(shell, source: str):
     return CURRENT.outputs, shell.execution_count - 1
 
 
-def main(job: str, cell_timeout: float, notebook_timeout: float) -> None:
+def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> None:
     result_dir = os.path.join(job, "result")
     os.makedirs(result_dir, exist_ok=True)
     status = {"status": "ok", "cell": None, "reason": ""}
@@ -158,6 +163,13 @@ def main(job: str, cell_timeout: float, notebook_timeout: float) -> None:
                                  f"{notebook_timeout:g} s")
             break
         limit = min(cell_timeout, left)
+        if index in skip:
+            why = (f"stopped by the grader: this cell ran past its {cell_timeout:g} s limit and could "
+                   f"not be interrupted; the run resumed after it")
+            cell["outputs"] = [{"output_type": "error", "ename": "CellTimeout", "evalue": why,
+                                "traceback": [f"CellTimeout: {why}"]}]
+            late.append(index)
+            continue
         write_json("progress.json", {"cell": index, "deadline": time.time() + limit})
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
@@ -166,9 +178,10 @@ def main(job: str, cell_timeout: float, notebook_timeout: float) -> None:
             cell["outputs"], cell["execution_count"] = run_cell(shell, source)
         except CellTimeout:
             # The shell is intact: stop this cell only, say so, and go on with the next.
+            why = f"stopped by the grader: cell ran past its {limit:g} s limit"
             cell["outputs"] = CURRENT.outputs + [{
-                "output_type": "error", "ename": "CellTimeout", "traceback": [],
-                "evalue": f"stopped by the grader: cell ran past its {limit:g} s limit"}]
+                "output_type": "error", "ename": "CellTimeout", "traceback": [f"CellTimeout: {why}"],
+                "evalue": why}]
             late.append(index)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -180,4 +193,13 @@ def main(job: str, cell_timeout: float, notebook_timeout: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))
+    _exit = os._exit  # taken before the notebook runs
+    skipped = {int(k) for k in sys.argv[4].split(",") if k} if len(sys.argv) > 4 else set()
+    try:
+        main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), skipped)
+    except BaseException:
+        import traceback
+        traceback.print_exc(file=sys.__stderr__)
+        sys.__stderr__.flush()
+        _exit(1)
+    _exit(0)

@@ -142,7 +142,10 @@ def describe(value) -> str:
 def as_number_array(value):
     """Scalars may come back as Python or NumPy numbers; arrays must be real number arrays."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
-        return np.asarray(value, dtype=np.float64)
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (OverflowError, ValueError):  # e.g. 10**400: no float holds it
+            return None
     if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
         return value
     return None
@@ -256,11 +259,14 @@ def decide(spec: FunctionSpec, cases: Iterable[tuple[CaseSpec, Result, Callable,
     ``cases`` yields (case, result, expected(), known()) with the last two computed lazily.
     """
     n_visible = n_hidden = 0
+    cases = list(cases)
     for case, result, expected, known in cases:
         where = _where(spec, case)
         if result.status == "missing":
-            return Verdict(spec.function, False, f"{spec.function}: nothing recorded: "
-                                                 f"{why_missing or 'the check cell did not run'}")
+            done = n_visible + n_hidden
+            return Verdict(spec.function, False, f"{spec.function}: "
+                           + (f"{done} of {len(cases)} cases recorded, then nothing: " if done else
+                              "nothing recorded: ") + (why_missing or 'the check cell did not run'))
         if result.status == "not-implemented" or result.error.startswith("NotImplementedError"):
             return Verdict(spec.function, False,
                            f"{spec.function} is not implemented yet (it raised NotImplementedError)",

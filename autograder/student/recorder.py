@@ -1,0 +1,134 @@
+"""Recording mode of ``check(...)``, inside the grading sandbox: each function runs in a process
+of its own.
+
+The check forks; the child asks the grader for each case's inputs when that case runs
+(``recording.case_input``), calls the student's function and writes what it returned; the parent
+(the notebook's process) waits, for at most the time left to the cell. So
+
+* a call stuck where no signal reaches it (C code, a blocked signal) costs its own function only:
+  the child is killed, its remaining cases are recorded as stopped, and the notebook goes on;
+* whatever the function printed, stored or changed while it ran on the grader's (hidden) inputs
+  dies with the child: later cells never see a hidden input.
+
+Where no process can be started (the sandbox's process limit is used up), the cases run in this
+process as before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+
+from autograder.student import recording
+from autograder.student.verdict import FunctionSpec, Result, run_case
+
+# Taken before any student code runs, so a notebook that replaces them changes nothing here.
+_fork, _waitpid, _kill, _exit, _monotonic = os.fork, os.waitpid, os.kill, os._exit, time.monotonic
+_pidfd_open = getattr(os, "pidfd_open", None)
+_select, _getitimer = select.select, signal.getitimer
+
+DEFAULT_SECONDS = 30.0
+MARGIN = 0.5
+
+
+def _save(record_dir: str, function: str, k: int, result: Result, spec: FunctionSpec) -> None:
+    stem = recording.output_stem(record_dir, function, k)
+    try:
+        values = recording.recordable(result.values, spec.returns, spec.compared) if result.status == "ok" else ()
+        recording.save(stem, values, {"status": result.status, "error": result.error})
+    except Exception as exc:  # e.g. past the file-size limit
+        recording.save(stem, (), {"status": "error",
+                                  "error": f"its values could not be recorded ({type(exc).__name__})"})
+
+
+def _run_cases(function: str, fn, spec: FunctionSpec, names, record_dir: str) -> None:
+    for k, _ in enumerate(names):
+        try:
+            inputs = recording.case_input(function, k)
+        except Exception as exc:
+            result = Result("error", error=f"the grader could not hand over this case's inputs "
+                                           f"({type(exc).__name__})")
+        else:
+            try:
+                result = run_case(fn, inputs, spec)
+            except BaseException as exc:  # KeyboardInterrupt and kin: this case only
+                result = Result("error", error=f"{type(exc).__name__}: {exc}"[:500])
+        _save(record_dir, function, k, result, spec)
+
+
+def _time_left() -> float:
+    left = _getitimer(signal.ITIMER_REAL)[0]
+    return (left if left > 0 else DEFAULT_SECONDS) - MARGIN
+
+
+def _wait(pid: int, seconds: float) -> bool:
+    """True when the child ended within ``seconds``."""
+    deadline = _monotonic() + max(seconds, 0.05)
+    fd = None
+    try:
+        fd = _pidfd_open(pid) if _pidfd_open else None
+    except OSError:
+        fd = None
+    try:
+        while True:
+            done, _ = _waitpid(pid, os.WNOHANG)
+            if done:
+                return True
+            left = deadline - _monotonic()
+            if left <= 0:
+                return False
+            if fd is not None:
+                _select([fd], [], [], left)
+            else:
+                time.sleep(min(left, 0.005))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def record(function: str, fn, record_dir: str) -> None:
+    """Write what ``fn`` returns on each case the judge asked for (see ``recording``)."""
+    with open(recording.manifest_path(record_dir)) as f:
+        wanted = json.load(f).get(function)
+    if wanted is None:
+        print(f"(no recording requested for {function})")
+        return
+    spec = FunctionSpec(**wanted["spec"])
+    names = list(wanted["cases"])
+    os.makedirs(os.path.dirname(recording.output_stem(record_dir, function, 0)), exist_ok=True)
+    seconds = _time_left()
+    try:
+        pid = _fork()
+    except OSError:
+        pid = None
+    if pid is None:  # no process to spare: in this process, as before
+        _run_cases(function, fn, spec, names, record_dir)
+        print(f"recorded {function}")
+        return
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # past the budget, the kernel ends it
+            signal.setitimer(signal.ITIMER_REAL, seconds + 1.0)
+            _run_cases(function, fn, spec, names, record_dir)
+        finally:
+            _exit(0)
+    ended = False
+    try:
+        ended = _wait(pid, seconds)
+    finally:
+        if not ended:
+            try:
+                _kill(pid, signal.SIGKILL)
+                _waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        why = (f"stopped by the grader: the call did not return within the {max(seconds, 0):.0f} s "
+               f"left for this check" if not ended else
+               "its run ended before this case was recorded (did the code exit or kill itself?)")
+        for k in range(len(names)):
+            if not os.path.exists(recording.output_stem(record_dir, function, k) + ".json"):
+                recording.save(recording.output_stem(record_dir, function, k), (),
+                               {"status": "error", "error": why})
+    print(f"recorded {function}")
