@@ -27,6 +27,23 @@ def test_solution_passes_every_case(assignment, check):
 
 
 @pytest.mark.parametrize("assignment,check", ALL_CHECKS, ids=lambda v: getattr(v, "function", v))
+def test_solution_passes_hidden_cases_for_any_submission(assignment, check):
+    """Hidden inputs are drawn anew for every submission (keyed by the course secret and the
+    notebook): a case must be well posed for every draw, not only for the one the suite sees.
+    A hundred submission keys per function; an ill-conditioned draw that two correct methods
+    disagree on shows up here."""
+    fn = solution_namespace(assignment)[check.function]
+    hidden = [c for c in check.cases if c.hidden]
+    for k in range(100):
+        token = checks.SUBMISSION_KEY.set(f"suite-submission-{k}")
+        try:
+            verdict = checks.verdict_for_function(check, fn, hidden)
+        finally:
+            checks.SUBMISSION_KEY.reset(token)
+        assert verdict.passed, f"submission key {k}: {verdict.message}"
+
+
+@pytest.mark.parametrize("assignment,check", ALL_CHECKS, ids=lambda v: getattr(v, "function", v))
 def test_cases_are_visible_and_hidden(assignment, check):
     assert sum(not c.hidden for c in check.cases) >= 2
     assert sum(c.hidden for c in check.cases) >= 3
