@@ -128,12 +128,15 @@ def _formgrader(api, args) -> int:
     server's working directory (so the server runs in autograder/) and wants the course root
     inside the server's root."""
     import os
-    import subprocess
     here = Path(__file__).resolve().parent
     cmd = [sys.executable, "-m", "jupyter", "server", f"--ip={args.ip}", f"--port={args.port}",
            "--no-browser", f"--ServerApp.root_dir={Path(api.coursedir.root).resolve()}",
            "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # Jupyter refuses root unless told; it listens on --ip only
-    print(f"formgrader: http://{args.ip}:{args.port}/formgrader (the token is printed below; Ctrl-C stops it)")
-    return subprocess.call(cmd, cwd=here, env={**os.environ})
+    print(f"formgrader: http://{args.ip}:{args.port}/formgrader (the token is printed below; Ctrl-C stops it)",
+          flush=True)
+    # The server takes this process's place, so stopping this command (Ctrl-C, SIGTERM) stops
+    # the server itself instead of leaving it behind.
+    os.chdir(here)
+    os.execv(sys.executable, cmd)
