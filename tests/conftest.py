@@ -34,6 +34,14 @@ def run_cli(*args, env=None, timeout=1500) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def graded_points(assignment: str, cell_type: str | None = None) -> dict[str, float]:
+    """grade_id -> points of the source notebook's graded cells: "code" for the autograded
+    checks, "markdown" for the written answers a person grades, None for both."""
+    nb = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"]) for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and cell_type in (None, c.cell_type)}
+
+
 def solution_namespace(assignment: str) -> dict:
     """Run the solution notebook's non-test cells in-process; return its namespace."""
     nb = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)

@@ -103,8 +103,8 @@ def test_stock_nbgrader_commands_use_the_sandboxed_judge(tmp_path):
         done = subprocess.run(["nbgrader", *step], cwd=REPO / "autograder", env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    checks = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in solution.cells
-              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
+    from conftest import graded_points
+    checks = graded_points(a, "code")
     full, lost = sum(checks.values()), checks[f"check_{bug.function}"]
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
@@ -123,12 +123,8 @@ def test_no_sandbox_still_grades_but_warns_loudly(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "WARNING: --no-sandbox" in done.stderr
     lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.startswith("sample-")}
-    import nbformat
-    from conftest import REPO
-    graded = [c for c in nbformat.read(REPO / "solutions" / "ch2_forward" / "ch2_forward.ipynb",
-                                       as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")]
-    total = sum(c.metadata.nbgrader["points"] for c in graded)
-    auto = sum(c.metadata.nbgrader["points"] for c in graded if c.cell_type == "code")
+    from conftest import graded_points
+    total, auto = sum(graded_points("ch2_forward").values()), sum(graded_points("ch2_forward", "code").values())
     assert auto < total  # the written answer waits for a person
     assert f"{auto:g}/{total:g}" in lines["sample-honest"] and f"0/{total:g}" in lines["sample-blank"]
 

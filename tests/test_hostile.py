@@ -24,7 +24,7 @@ import nbformat
 import pytest
 
 from autograder import samples
-from conftest import REPO, graders, tree_digest
+from conftest import REPO, graded_points, graders, tree_digest
 
 A = "ch2_forward"
 FWD, SPATIAL = "check_batchnorm_forward", "check_spatial_batchnorm_forward"
@@ -91,15 +91,8 @@ def drop_cell(grade_id):
     return make
 
 
-def _points() -> dict:
-    """grade_id -> points of every graded cell of the assignment's source notebook."""
-    nb = nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4)
-    return {c.metadata.nbgrader["grade_id"]: float(c.metadata.nbgrader["points"])
-            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
-
-
-POINTS = _points()
-AUTO = sum(p for gid, p in POINTS.items() if gid.startswith("check_"))   # what the judge grades
+POINTS = graded_points(A)
+AUTO = sum(graded_points(A, "code").values())   # what the judge grades
 # These submissions attack around the first two checks; scores are compared on those two.
 FULL = {FWD: POINTS[FWD], SPATIAL: POINTS[SPATIAL]}
 NO_SPATIAL = {FWD: POINTS[FWD], SPATIAL: 0.0}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import graded_points, run_cli
 
 A = "ch2_forward"
 
@@ -139,17 +139,7 @@ def term_class(tmp_path_factory):
     return tmp / "root", env, graded
 
 
-def _points() -> tuple[float, float]:
-    """The assignment's autograded and written points, from its source notebook."""
-    import nbformat
-    nb = nbformat.read(Path(__file__).resolve().parents[1] / "solutions" / A / f"{A}.ipynb", as_version=4)
-    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-    auto = sum(c.metadata.nbgrader["points"] for c in graded if c.cell_type == "code")
-    written = sum(c.metadata.nbgrader["points"] for c in graded if c.cell_type == "markdown")
-    return float(auto), float(written)
-
-
-AUTO, WRITTEN = _points()
+AUTO, WRITTEN = (sum(graded_points(A, kind).values()) for kind in ("code", "markdown"))
 
 
 def _line(out: str, student: str) -> str:

@@ -79,13 +79,19 @@ LAYER_COMPARED = ("initial state", "running_mean", "running_var", "num_batches_t
                   "training", "outputs")
 
 
-def _in_compared_order(compute):
-    """A function returning LAYER_RETURNS' values, returning them in LAYER_COMPARED's order."""
-    @functools.wraps(compute)
-    def ordered(inputs):
-        values = dict(zip(LAYER_RETURNS, compute(inputs)))
-        return tuple(values[n] for n in LAYER_COMPARED)
-    return ordered
+def _reordered(returns, compared):
+    """Wrap a function returning values named ``returns`` so it returns them in ``compared``'s
+    order (the order the verdict compares in: root cause first)."""
+    def wrap(compute):
+        @functools.wraps(compute)
+        def ordered(inputs):
+            values = dict(zip(returns, compute(inputs)))
+            return tuple(values[n] for n in compared)
+        return ordered
+    return wrap
+
+
+_in_compared_order = _reordered(LAYER_RETURNS, LAYER_COMPARED)
 
 
 @_in_compared_order
@@ -276,12 +282,7 @@ MLP_COMPARED = ("loss",) + MLP_BUFFERS + MLP_BACKWARD_ORDER + ("scores",)
 MLP_STEPS = MLP_COMPARED[:-1]
 
 
-def _mlp_ordered(compute):
-    @functools.wraps(compute)
-    def ordered(inputs):
-        values = dict(zip(MLP_RETURNS, compute(inputs)))
-        return tuple(values[n] for n in MLP_COMPARED)
-    return ordered
+_mlp_ordered = _reordered(MLP_RETURNS, MLP_COMPARED)
 
 
 @functools.lru_cache(maxsize=1)
