@@ -39,6 +39,7 @@ book: $(VENV)/.installed
 	$(VENV)/bin/jupyter-book build . --path-output . -W -n --keep-going
 
 test: $(VENV)/.installed system-packages
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 # Regenerate the student release in exercises/ from the nbgrader source in solutions/.
@@ -59,4 +60,4 @@ clean:
 
 # Grading speed: this pipeline vs stock nbgrader vs bare nbclient (prints ratios; not a test).
 bench: $(VENV)/.installed
-	$(PY) -m autograder.bench
+	$(PY) -m autograder.tools.bench

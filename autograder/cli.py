@@ -4,7 +4,7 @@
     sample-class [A ...|--all]   put the bundled sample class into autograder/submitted/
     kits     [A ...|--all]   build the student kits (_build/kits/<A>.zip) and the visible checks
     grade    [A ...|--all]   grade every submission: gradebook, autograded/, feedback/, grades.csv
-    collect, roster, due, export, formgrader: a term with the course (autograder/term_cli.py)
+    collect, roster, due, export, formgrader: a term with the course (autograder/term/cli.py)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def _assignments(args) -> list[str]:
-    from autograder.grading import assignment_ids
+    from autograder.grader.pipeline import assignment_ids
     known = assignment_ids()
     chosen = known if args.all or not args.assignments else args.assignments
     unknown = [a for a in chosen if a not in known]
@@ -28,8 +28,9 @@ def _assignments(args) -> list[str]:
 def _table(rows) -> str:
     """The score table; student-controlled text (ids, reasons, messages) with control and bidi
     characters escaped, so it cannot redraw the terminal."""
-    from autograder import term
-    from autograder.safety import safe_text
+    from autograder.grader.grades import cut, score_text
+    from autograder.grader.grades import note as row_note
+    from autograder.grader.safety import safe_text
 
     def clean(text) -> str:
         return safe_text(text, newlines=False)
@@ -45,11 +46,11 @@ def _table(rows) -> str:
                 note += " — " + "; ".join(sorted(set(r.mistakes)))
             elif lost:
                 first = next(msg for gid, (ok, msg) in r.functions.items() if not ok)
-                note += " — " + term.cut(first, 90)
+                note += " — " + cut(first, 90)
             if r.reason:  # graded, with something to know (a cell stopped, a bad timestamp)
-                note += f" (note: {term.cut(r.reason, 120)})"
-        lines.append(f"{clean(r.student):<{w}} {r.assignment:<20} {term.score_text(r)}  "
-                     f"{clean(term.note(r, note))}")
+                note += f" (note: {cut(r.reason, 120)})"
+        lines.append(f"{clean(r.student):<{w}} {r.assignment:<20} {score_text(r)}  "
+                     f"{clean(row_note(r, note))}")
     waiting = sum(getattr(r, "awaiting", 0) for r in rows)
     if waiting:
         lines.append(f"\n{waiting} written answers await a person: `python -m autograder formgrader`")
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
                            help="run student code WITHOUT bubblewrap (unsafe; for machines where it cannot start)")
             p.add_argument("--no-feedback", action="store_true", help="skip feedback HTML")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from autograder import term_cli
+    from autograder.term import cli as term_cli
     term_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     # nbgrader runs `alembic` from PATH: make the interpreter's own bin dir come first.
@@ -90,22 +91,22 @@ def main(argv=None) -> int:
 
     if term_cli.wants(args):
         return term_cli.run(args)
-    from autograder import grading
+    from autograder.grader import pipeline
     assignments = _assignments(args)
-    api = grading.make_api()
+    api = pipeline.make_api()
     if args.command == "release":
         for a in assignments:
-            grading.release(api, a)
+            pipeline.release(api, a)
             print(f"released {a} -> exercises/{a}/")
         return 0
     if args.command == "kits":
-        from autograder import kits
+        from autograder.course import kits
         out = Path(args.out) if args.out else kits.REPO / "_build" / "kits"
         for path in kits.build_all(out, assignments):
             print(f"kit {path} ({path.stat().st_size // 1024} KiB)")
         return 0
     if args.command == "sample-class":
-        from autograder import samples
+        from autograder.course import samples
         root = Path(api.coursedir.root)
         for a in assignments:
             ids = samples.write_class(a, Path(api.coursedir.root) / api.coursedir.release_directory,
@@ -113,21 +114,22 @@ def main(argv=None) -> int:
             print(f"{a}: wrote {len(ids)} sample submissions to autograder/submitted/")
         return 0
 
-    from autograder.sandbox import SandboxUnavailable
+    from autograder.grader.sandbox import SandboxUnavailable
     if args.no_sandbox:
         print("WARNING: --no-sandbox: student code runs with the grader's own privileges, network "
               "and files. Use only on submissions you trust.", file=sys.stderr)
     limits = {"cell_timeout": args.cell_timeout, "notebook_timeout": args.notebook_timeout}
     try:
-        rows = grading.grade(assignments, students=args.student, workers=args.workers,
-                             mode="none" if args.no_sandbox else args.sandbox, limits=limits,
-                             progress=not args.quiet, feedback=not args.no_feedback,
-                             say=lambda line: print(line, file=sys.stderr))
+        from autograder.term.grading import grade
+        rows = grade(assignments, students=args.student, workers=args.workers,
+                     mode="none" if args.no_sandbox else args.sandbox, limits=limits,
+                     progress=not args.quiet, feedback=not args.no_feedback,
+                     say=lambda line: print(line, file=sys.stderr))
     except SandboxUnavailable as exc:
         print(f"error: no sandbox can start here: {exc}. Refusing to grade; --no-sandbox runs "
               f"student code unprotected.", file=sys.stderr)
         return 2
-    except grading.SandboxBroken as exc:
+    except pipeline.SandboxBroken as exc:
         print(f"error: {exc}. Stopped before writing any grade: the fault is the grader's, not "
               f"the students'.", file=sys.stderr)
         return 3

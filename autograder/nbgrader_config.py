@@ -10,11 +10,11 @@ It maps nbgrader's standard steps onto this repository's layout:
     autograder/autograded/, feedback/, gradebook.db                      (instance data)
 
 Autograding replaces nbgrader's in-kernel test execution with the sandboxed run + trusted judge
-(``autograder.nbgrader_plugins``); every other step is nbgrader's own.
+(``autograder.grader.plugins``); every other step is nbgrader's own.
 """
 import os
 
-from autograder.nbgrader_plugins import AUTOGRADE_PREPROCESSORS, sanitize_preprocessors
+from autograder.grader.plugins import AUTOGRADE_PREPROCESSORS, sanitize_preprocessors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -41,8 +41,8 @@ c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
 c.HTMLExporter.sanitize_html = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-# ---- a term (autograder/term.py; README "A term with this course") ----------------------------
-from autograder.term import CoursePenalty  # noqa: E402
+# ---- a term (autograder/term/; README "A term with this course") ----------------------------
+from autograder.term.late import CoursePenalty  # noqa: E402
 
 # Which platform the bulk downloads come from: "canvas", "moodle" or "plain" (<student>/<file>);
 # c.Term.pattern takes a regular expression for any other layout.

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from autograder import reference as R
+from autograder.course import reference as R
 
 
 def digits(n_train: int | None = None, seed: int = 0):

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO))
 def visible_checks():
     """The precomputed visible checks the notebooks' self-checks read (generated, git-ignored:
     `make exercises` writes them too), fresh for this run."""
-    from autograder import kits
-    from autograder.cases import ASSIGNMENT_IDS
+    from autograder.course import kits
+    from autograder.course.cases import ASSIGNMENT_IDS
     for assignment in ASSIGNMENT_IDS:
         kits.write_visible(assignment, kits.VISIBLE)
 

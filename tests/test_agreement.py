@@ -1,7 +1,7 @@
 """The CPU-vs-GPU agreement tool tells a reference drift from a known-mistake drift."""
 import numpy as np
 
-from autograder import agreement
+from autograder.tools import agreement
 
 
 def _dump(path, expected, mistake):

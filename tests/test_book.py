@@ -1,6 +1,11 @@
 """The website builds with -W, offline: no page references a CDN; math is served locally."""
+import os
 import re
+from pathlib import Path
 
+import pytest
+
+from conftest import REPO
 
 CDN = re.compile(r"""<(?:script|link|img|iframe)[^>]+(?:src|href)=["'](https?:)?//""", re.I)
 
@@ -26,13 +31,6 @@ def test_chapter_two_has_numbered_equations_and_figures(built_book):
 
 
 # ---- sources: every reference cited, every source article referenced (static, no build) -------
-
-import os
-from pathlib import Path
-
-import pytest
-
-from conftest import REPO
 
 BIB_ENTRY = re.compile(r"^@\w+\{([^,\s]+),(.*?)^\}", re.S | re.M)
 CITE = re.compile(r"\{cite(?::\w+)?\}`([^`]+)`")

@@ -4,8 +4,9 @@ import re
 import numpy as np
 import pytest
 
-from autograder import checks
-from autograder.cases import ASSIGNMENTS, ASSIGNMENT_IDS
+from autograder.course import cases, checks
+from autograder.course.cases import ASSIGNMENT_IDS, ASSIGNMENTS
+
 from conftest import solution_namespace
 
 ALL_CHECKS = [(a, c) for a in ASSIGNMENT_IDS for c in ASSIGNMENTS[a]]
@@ -56,7 +57,7 @@ def test_every_mistake_is_named_plainly_and_is_wrong_somewhere(assignment, check
 
 def test_compact_formula_earns_no_staged_points():
     ns = solution_namespace("ch3_backward")
-    staged = checks.find("batchnorm_backward")
+    staged = cases.find("batchnorm_backward")
     verdict = checks.verdict_for_function(staged, ns["batchnorm_backward_alt"])
     assert not verdict.passed and "returned 3 values, expected 6" in verdict.message
 
@@ -69,7 +70,7 @@ def test_compact_formula_earns_no_staged_points():
 
 
 def test_staged_reference_agrees_with_batch_norm_autograd():
-    from autograder import reference as R
+    from autograder.course import reference as R
     rng = np.random.default_rng(0)
     x, gamma, dout = rng.normal(2, 3, (7, 5)), rng.uniform(0.5, 2, 5), rng.standard_normal((7, 5))
     staged = R.batchnorm_backward_staged(dout, x, gamma)
@@ -101,7 +102,7 @@ def test_averaged_dgamma_reused_in_dx_is_named_at_dbeta():
         n = dout.shape[0]
         db, dg = dout.mean(axis=0), (dout * x_hat).mean(axis=0)
         return (gamma * inv_std / n) * (n * dout - db - x_hat * dg), dg, db
-    check = checks.find("batchnorm_backward_alt")
+    check = cases.find("batchnorm_backward_alt")
     verdict = checks.verdict_for_function(check, averaged, check.cases[:1])
     assert "`dbeta` differs" in verdict.message
     assert "dgamma/dbeta averaged over the batch" in verdict.message
@@ -151,8 +152,8 @@ def test_hint_scan_can_fail():
 def test_gamma_outside_the_means_is_right_only_for_batch_norm():
     """Chapter 5's point, on the graded layers: batch norm's compact form with gamma outside the
     set means is layer norm's gradient only where gamma is constant on each row."""
-    from autograder.cases import ch5_alternatives as T
-    check = checks.find("layernorm_backward")
+    from autograder.course.cases import ch5_alternatives as T
+    check = cases.find("layernorm_backward")
     case = check.cases[0]
     inputs = checks.case_inputs(check, case)
     outside = T._ln_backward_variant(gamma_outside=True)
@@ -168,8 +169,8 @@ def test_gamma_outside_the_means_is_right_only_for_batch_norm():
 def test_hand_written_torch_variant_matches_the_torch_modules(function):
     """The mistakes are computed by a hand-written torch model; with no mistake switched on it
     must reproduce torch.nn's own modules, or the names it gives would be unreliable."""
-    from autograder.cases import ch4_inference as T
-    check = checks.find(function)
+    from autograder.course.cases import ch4_inference as T
+    check = cases.find(function)
     plain = (T._layer_variant if function == "BatchNorm" else T._mlp_variant)()
     for case in check.cases:
         rtol, atol = max(case.rtol or 0, 1e-9), max(case.atol or 0, 1e-9)  # the 1e6-offset case
@@ -179,7 +180,7 @@ def test_hand_written_torch_variant_matches_the_torch_modules(function):
 
 def test_layer_protocol_says_what_is_missing_or_misshapen():
     ns = solution_namespace("ch4_inference")
-    check = checks.find("BatchNorm")
+    check = cases.find("BatchNorm")
 
     class Flat(ns["BatchNorm"]):
         def forward(self, x):
@@ -198,7 +199,7 @@ def test_layer_protocol_says_what_is_missing_or_misshapen():
 
 def test_capstone_needs_a_history_of_dicts():
     ns = solution_namespace("ch4_inference")
-    check = checks.find("train_bn_mlp")
+    check = cases.find("train_bn_mlp")
 
     def params_only(*args):
         losses, history, scores = ns["train_bn_mlp"](*args)
@@ -211,7 +212,7 @@ def test_capstone_needs_a_history_of_dicts():
 
 def test_renorm_gradient_through_r_and_d_is_the_inference_gradient():
     """Unclipped, r and d with gradients make x_hat = (x - m) / sigma: the batch drops out."""
-    from autograder import reference as R
+    from autograder.course import reference as R
     rng = np.random.default_rng(1)
     x, gamma, beta, dout = rng.standard_normal((6, 3)), rng.uniform(0.5, 2, 3), np.zeros(3), rng.standard_normal((6, 3))
     rm, rv = np.array([0.1, -0.2, 0.3]), np.array([0.8, 1.1, 1.3])
@@ -224,7 +225,7 @@ def test_renorm_gradient_through_r_and_d_is_the_inference_gradient():
 # ---- chapter 1: whitening ----------------------------------------------------------------------
 
 def test_whitening_whitens_and_makes_the_hessian_round():
-    from autograder import reference as R
+    from autograder.course import reference as R
     rng = np.random.default_rng(2)
     x = rng.standard_normal((500, 4)) @ rng.standard_normal((4, 4)) + 7.0
     z, _ = R.whiten(x, x[:1], eps=1e-12)

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from autograder.cases import ASSIGNMENT_IDS
+from autograder.course.cases import ASSIGNMENT_IDS
+
 from conftest import REPO
 
 BOOK = REPO / "book"
@@ -22,9 +23,9 @@ def cells(assignment: str) -> list[str]:
 
 @pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
 def test_chapter_does_not_import_the_grader_tables(assignment):
-    """Chapters take their math from autograder.reference; the case tables are the grader's."""
+    """Chapters take their math from autograder.course.reference; the case tables are the grader's."""
     text = (BOOK / f"{assignment}.md").read_text()
-    assert "autograder.cases" not in text and "from autograder import cases" not in text
+    assert "autograder.course.cases" not in text and "from autograder import cases" not in text
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from autograder import checks, samples
+from autograder.course import cases, checks, samples
+from autograder.course.cases import ASSIGNMENT_IDS, ASSIGNMENTS
 from autograder.student import check
-from autograder.cases import ASSIGNMENTS, ASSIGNMENT_IDS
+
 from conftest import solution_namespace
 
 ALL_CHECKS = [(a, c) for a in ASSIGNMENT_IDS for c in ASSIGNMENTS[a]]
@@ -54,7 +55,7 @@ def test_cases_are_visible_and_hidden(assignment, check):
 def test_planted_bug_is_named(assignment, bug):
     ns = solution_namespace(assignment)
     exec(bug.source, ns)
-    check = checks.find(bug.function)
+    check = cases.find(bug.function)
     verdict = checks.verdict_for_function(check, ns[bug.function], check.cases)
     assert not verdict.passed
     assert bug.mistake in verdict.message
@@ -92,9 +93,10 @@ def test_student_function_cannot_change_the_cases():
     ns = solution_namespace("ch2_forward")
     def vandal(x, gamma, beta, eps=1e-5):
         out = ns["batchnorm_forward"](x, gamma, beta, eps)
-        x[...] = 0; gamma[...] = 0
+        x[...] = 0
+        gamma[...] = 0
         return out
-    check = checks.find("batchnorm_forward")
+    check = cases.find("batchnorm_forward")
     verdict = checks.verdict_for_function(check, vandal, check.cases)
     assert not verdict.passed
     assert "modified its input `x` in place" in verdict.message
@@ -110,9 +112,9 @@ def test_unknown_function_is_a_clear_error():
 
 def test_folded_conv_reproduces_conv_then_bn():
     """ch6 is graded on the folded weights; check the solution's weights by the layer's outputs too."""
-    from autograder.cases.ch6_folding import conv_output_gap
+    from autograder.course.cases.ch6_folding import conv_output_gap
     fold = solution_namespace("ch6_folding")["fold_conv_bn"]
-    check = checks.find("fold_conv_bn")
+    check = cases.find("fold_conv_bn")
     for case in check.cases:
         inputs = checks.case_inputs(check, case)
         gap, size = conv_output_gap(*fold(**inputs), inputs)
@@ -122,9 +124,9 @@ def test_folded_conv_reproduces_conv_then_bn():
 def test_bn_before_conv_fold_is_exact_with_its_pad_value_and_not_with_zeros():
     """fold_bn_conv is graded on its three arrays; judge the solution's by the outputs too, for
     several paddings and strides, and show the padding caveat the exercise is about."""
-    from autograder.cases.ch6_folding import bn_conv_output_gap
+    from autograder.course.cases.ch6_folding import bn_conv_output_gap
     fold = solution_namespace("ch6_folding")["fold_bn_conv"]
-    check = checks.find("fold_bn_conv")
+    check = cases.find("fold_bn_conv")
     for case in check.cases:
         inputs = checks.case_inputs(check, case)
         w_f, b_f, pad = fold(**inputs)
@@ -136,7 +138,7 @@ def test_bn_before_conv_fold_is_exact_with_its_pad_value_and_not_with_zeros():
 
 
 def test_layer_list_protocol_says_what_came_back():
-    check = checks.find("fold_layers")
+    check = cases.find("fold_layers")
     as_tuple = checks.verdict_for_function(check, lambda layers: "folded", check.cases[:1])
     assert "returned str, expected a list of layers" in as_tuple.message
     no_kind = checks.verdict_for_function(check, lambda layers: [{"w": 1}], check.cases[:1])
@@ -149,7 +151,7 @@ def test_layer_list_protocol_says_what_came_back():
 def test_masked_forward_survives_inf_padding_only_by_selection():
     """The visible inf-padding case tells a mask product (NaN everywhere) from a selection."""
     ns = solution_namespace("ch2_forward")
-    check = checks.find("masked_batchnorm_forward")
+    check = cases.find("masked_batchnorm_forward")
     assert checks.verdict_for_function(check, ns["masked_batchnorm_forward"]).passed
 
     bug = next(b for b in samples.bugs("ch2_forward") if b.name == "masked-multiplied-by-mask")

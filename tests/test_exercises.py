@@ -7,7 +7,8 @@ import sys
 import nbformat
 import pytest
 
-from autograder.cases import ASSIGNMENT_IDS
+from autograder.course.cases import ASSIGNMENT_IDS
+
 from conftest import REPO
 
 
@@ -22,7 +23,7 @@ def fresh_release(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
     code = f"""
 import sys; sys.path.insert(0, {str(REPO)!r})
-from autograder import grading
+from autograder.grader import pipeline as grading
 api = grading.make_api()
 api.coursedir.release_directory = {str(out)!r}
 for a in {list(ASSIGNMENT_IDS)!r}:
@@ -63,7 +64,7 @@ def test_test_cells_are_one_line_checks(assignment):
 
 @pytest.fixture(scope="module")
 def blank_kits(tmp_path_factory):
-    from autograder import kits
+    from autograder.course import kits
     out = tmp_path_factory.mktemp("kits")
     return {a: kits.build_kit(a, out).with_suffix("") for a in ASSIGNMENT_IDS}
 
@@ -119,7 +120,8 @@ def test_setup_cell_without_the_kit_says_where_to_get_it(tmp_path):
     """Opened without its kit, or next to the unrelated PyPI package named `autograder`, the
     setup cell fails with one line naming the kit and the chapter page (issue 15, item 8)."""
     import subprocess
-    from autograder.kits import setup_cell_source
+
+    from autograder.course.kits import setup_cell_source
     impostor = tmp_path / "impostor" / "autograder"
     impostor.mkdir(parents=True)
     (impostor / "__init__.py").write_text("")
@@ -150,6 +152,7 @@ def test_solution_notebook_runs_top_to_bottom_in_seconds(assignment):
     """Every solution notebook, demo cells included, runs without an error in under 10 s of CPU
     (kernel start excluded): the exercises are small on purpose."""
     import time
+
     from nbclient import NotebookClient
     nb = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,

@@ -3,8 +3,8 @@ import csv
 
 import pytest
 
-from autograder import samples
-from autograder.cases import ASSIGNMENT_IDS
+from autograder.course import samples
+from autograder.course.cases import ASSIGNMENT_IDS
 
 ALL_BUGS = [(a, b) for a in ASSIGNMENT_IDS for b in samples.bugs(a)]
 
@@ -41,15 +41,17 @@ def test_grades_csv_has_nbgraders_columns(graded_class):
     assert {"assignment", "student_id", "score", "max_score"} <= set(rows[0])
     honest = [r for r in rows if r["student_id"] == "sample-honest"]
     assert len(honest) == len(ASSIGNMENT_IDS)
-    from autograder.written import POINTS, QUESTIONS  # written answers await a person: 0 so far
-    assert all(float(r["score"]) == float(r["max_score"]) - POINTS * len(QUESTIONS[r["assignment"]]) > 0
+    from autograder.course.questions import QUESTIONS  # written answers await a person: 0 so far
+    assert all(float(r["score"]) == float(r["max_score"]) - sum(q.points for q in QUESTIONS[r["assignment"]]) > 0
                and r["status"] == "submitted" for r in honest)
 
 
 def test_feedback_shows_no_hidden_test_source(tmp_path):
     """A submission that fails only a hidden case: the feedback names the case, not its source."""
     import html
+
     import nbformat
+
     from conftest import REPO, run_cli
     a = "ch2_forward"
     release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)

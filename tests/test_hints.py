@@ -8,8 +8,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import checks
-from autograder.cases import ASSIGNMENTS, ASSIGNMENT_IDS
+from autograder.course import cases, checks
+from autograder.course.cases import ASSIGNMENT_IDS, ASSIGNMENTS
+
 from conftest import REPO
 
 HINTS = [(a, check.function, where, text)
@@ -120,8 +121,9 @@ def test_visible_case_is_rectangular(assignment, check, case):
 def test_a_generic_failure_shows_how_to_rebuild_the_visible_case():
     """No named mistake matches: the message quotes one line that rebuilds the case's inputs, and
     that line, run as the student would, gives the inputs the check used."""
-    from autograder.student import check as self_check, visible_case
-    check = checks.find("whiten")
+    from autograder.student import check as self_check
+    from autograder.student import visible_case
+    check = cases.find("whiten")
     first = next(c for c in check.cases if not c.hidden)
 
     def off_by_a_bit(x_train, x_test, eps=1e-5):

@@ -23,7 +23,8 @@ from typing import Callable
 import nbformat
 import pytest
 
-from autograder import samples
+from autograder.course import samples
+
 from conftest import REPO, graded_points, graders, tree_digest
 
 A = "ch2_forward"
@@ -155,7 +156,7 @@ CASES = [
     Hostile("prints-1GB", after(FWD, "for _ in range(1024):\n    print('x' * (1 << 20))"), FULL),
     Hostile("writes-outside-tmp", after(FWD, "\n".join(
         f"try:\n    open({p!r}, 'w').write('x')\nexcept OSError as e:\n    print(e)"
-        for p in (str(REPO / "solutions" / MARKER), f"/tmp/{MARKER}", "/course/autograder/checks.py",
+        for p in (str(REPO / "solutions" / MARKER), f"/tmp/{MARKER}", "/course/autograder/course/checks.py",
                   "/etc/" + MARKER, str(REPO / "autograder" / MARKER)))), FULL),
     Hostile("network", after(FWD, "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), 2)\n"
                                   "    socket.create_connection(('1.1.1.1', 80), 2)\nexcept OSError as e:\n    print(e)"),
@@ -708,7 +709,7 @@ def own_runners(tmpdir: Path) -> list[str]:
 
 
 def sb_prefix() -> str:
-    from autograder.sandbox import RUN_PREFIX
+    from autograder.grader.sandbox import RUN_PREFIX
     return RUN_PREFIX
 
 
@@ -732,6 +733,7 @@ def test_user_mode_grades_with_the_course_venv_in_a_private_folder(tmp_path):
     import shutil
     import subprocess
     import tempfile
+
     from conftest import TEST_USER, _course_packages, _user_grader
     private = Path(tempfile.mkdtemp(prefix="bncourse-private-"))
     outside = Path(tempfile.mkdtemp(prefix="bncourse-usertest-"))
@@ -809,7 +811,7 @@ def test_rendered_pages_are_bounded(hostile_class):
 
 def test_autograded_notebooks_keep_only_allow_listed_outputs(hostile_class):
     """What formgrader renders: output types, fields and metadata from an allow-list only."""
-    from autograder.safety import SAFE_MIME
+    from autograder.grader.safety import SAFE_MIME
     for path in hostile_class["root"].joinpath("autograded").rglob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
         assert set(nb["metadata"].get("language_info", {"name": "python"}).values()) <= {"python"}, path
@@ -858,10 +860,10 @@ def test_student_text_cannot_write_the_terminal_csv_or_report(hostile_class):
 def test_self_check_and_grader_agree_on_what_is_recorded():
     """The self-check applies the recording's encoding: a graded value it cannot record fails
     there as it fails in grading, and an ungraded one never costs the graded one."""
-    from autograder import checks
+    from autograder.course import cases, checks
     from autograder.student import recording, selfcheck
     from autograder.student.verdict import Result
-    check = checks.find("batchnorm_forward")
+    check = cases.find("batchnorm_forward")
 
     def right(x, gamma, beta, eps=1e-5):
         out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta
@@ -893,7 +895,9 @@ def test_a_table_of_hidden_inputs_buys_nothing(grader_for, monkeypatch):
     """Submission 1 learns its hidden inputs; submission 2 answers them from a table. Hidden
     inputs are keyed by the course secret and the submission, so the table meets new inputs;
     grading the same file again gives the same grade."""
-    from autograder import checks, grading, keys
+    from autograder.course import cases, checks
+    from autograder.grader import keys
+    from autograder.grader import pipeline as grading
     grader = grader_for(graders()[0])
     root = grader.folder("lookup")
     release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
@@ -908,7 +912,7 @@ def test_a_table_of_hidden_inputs_buys_nothing(grader_for, monkeypatch):
     api = grading.make_api(grading.load_config())
     first = grading.sanitize(api, root / "submitted" / "first" / A / f"{A}.ipynb", A, "first", A)
     secret = keys.course_secret(root)
-    check = checks.find("batchnorm_forward")
+    check = cases.find("batchnorm_forward")
     with checks.keyed(keys.submission_key(secret, first)):
         table = [(checks.case_inputs(check, c)["x"], checks.expected_outputs(check, c)[0]) for c in check.cases]
     lines = ["import numpy as np", "TABLE = ["]

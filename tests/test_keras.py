@@ -7,8 +7,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import checks
-from autograder import reference as R
+from autograder.course import cases, checks
+from autograder.course import reference as R
+
 from conftest import REPO, solution_namespace
 
 
@@ -59,7 +60,7 @@ def test_grader_notebook_and_chapter_agree_on_keras():
     """The grader's Keras case uses the Keras reference; the solution's from_keras passes it, the
     torch-converted layer fails it by name; the notebook and chapter 4 both say the moving
     variance is the BIASED one, and the defaults agree everywhere."""
-    check = checks.find("BatchNorm")
+    check = cases.find("BatchNorm")
     keras_cases = [c for c in check.cases if checks.case_inputs(check, c)["keras"] is not None]
     assert keras_cases and any(not c.hidden for c in keras_cases)
     for case in keras_cases:

@@ -16,8 +16,9 @@ import re
 import nbformat
 import pytest
 
-from autograder import samples
-from autograder.cases import ASSIGNMENT_IDS
+from autograder.course import samples
+from autograder.course.cases import ASSIGNMENT_IDS
+
 from conftest import REPO, run_cli
 
 
@@ -240,7 +241,7 @@ def test_every_layout_scores_as_the_released_one(layout_class):
 def test_a_deleted_check_lands_after_the_helper_it_needs():
     """The placing rule alone, in process: the function's last definition and the module-level
     helpers its body reads decide where a deleted check comes back; a present check stays."""
-    from autograder.nbgrader_plugins import RestoreCheckCells
+    from autograder.grader.plugins import RestoreCheckCells
     a = "ch1_covariate_shift"
     release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
     solution = nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4)
@@ -268,7 +269,7 @@ def test_a_check_dragged_above_every_definition_goes_below_it():
     placed as a deleted one is; a check below a definition stays where it is."""
     from traitlets.config import Config
 
-    from autograder.nbgrader_plugins import RestoreCheckCells
+    from autograder.grader.plugins import RestoreCheckCells
     a = "ch4_inference"
     release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
     nb = samples.honest(release, nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4))

@@ -30,7 +30,8 @@ def postgres():
     sock.mkdir()
     run_as = []
     if os.geteuid() == 0:  # postgres refuses to run as root
-        shutil.chown(base, "postgres"); shutil.chown(sock, "postgres")
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
         base.chmod(0o755)
         run_as = ["runuser", "-u", "postgres", "--"]
     subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-U", "grader", "-A", "trust"],

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from autograder import reference as R
+from autograder.course import reference as R
 
 
 def numpy_batchnorm(x, gamma, beta, eps):
@@ -68,9 +68,9 @@ def test_given_conv2d_matches_torch(c_in, c_out, groups, kernel, stride, padding
 
 
 def test_given_layer_runner_matches_torch():
-    from autograder import checks
+    from autograder.course import cases, checks
     from autograder.student.given import run_layers
-    check = checks.find("fold_layers")
+    check = cases.find("fold_layers")
     for case in check.cases:
         inputs = checks.case_inputs(check, case)
         np.testing.assert_allclose(run_layers(inputs["layers"], inputs["x"]),

@@ -19,7 +19,8 @@ from urllib.parse import unquote, urljoin, urlparse
 import nbformat
 import pytest
 
-from autograder.cases import ASSIGNMENT_IDS
+from autograder.course.cases import ASSIGNMENT_IDS
+
 from conftest import REPO
 
 CHROMIUM = "/usr/bin/chromium"

@@ -111,7 +111,8 @@ def test_bad_input_gets_one_clear_line(tmp_path, args, message):
 
 
 def test_late_policy_and_neutral_csv(tmp_path):
-    from autograder.term import CoursePenalty, write_csv
+    from autograder.grader.grades import write_csv
+    from autograder.term.late import CoursePenalty
     p = CoursePenalty()
     assert p.late_submission_penalty("s", 10, 10 * 60) == 0           # within 15 minutes' grace
     assert p.late_submission_penalty("s", 10, 3600) == 1              # a started day: 10 %
@@ -274,11 +275,12 @@ def test_written_questions_end_each_exercise_with_the_rubric_hidden(assignment):
     """A manually graded answer cell (nbgrader grade + solution, markdown, with points) closes each
     exercise; the release keeps the question and drops the model answer and rubric."""
     import nbformat
-    from autograder.written import QUESTIONS
+
+    from autograder.course.questions import QUESTIONS
     repo = Path(__file__).resolve().parents[1]
     source = nbformat.read(repo / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
     release = nbformat.read(repo / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
-    ids = [g for g, *_ in QUESTIONS[assignment]]
+    ids = [q.grade_id for q in QUESTIONS[assignment]]
     last = source.cells[-1]
     assert last.cell_type == "markdown" and last.metadata.nbgrader["grade_id"] == ids[-1]
     assert last.metadata.nbgrader["grade"] and last.metadata.nbgrader["solution"]
@@ -286,16 +288,16 @@ def test_written_questions_end_each_exercise_with_the_rubric_hidden(assignment):
     answer = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ids[-1])
     prompt = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == ids[-1] + "_prompt")
     assert answer.source.strip() == "YOUR ANSWER HERE"
-    assert QUESTIONS[assignment][-1][1][:40] in prompt.source
+    assert QUESTIONS[assignment][-1].prompt[:40] in prompt.source
     text = (repo / "exercises" / assignment / f"{assignment}.ipynb").read_text()
     assert "Rubric" not in text and "Model answer" not in text
-    from autograder.written import POINTS
     exercise = (repo / "book" / f"{assignment}.md").read_text().split("## Exercise")[-1]
-    assert f"**written question** ({POINTS} points)" in exercise, "the chapter's Exercise section"
+    points = sum(q.points for q in QUESTIONS[assignment])
+    assert f"**written question** ({points:g} points)" in exercise, "the chapter's Exercise section"
 
 
 def test_table_notes_are_cut_at_a_word():
-    from autograder.term import cut
+    from autograder.grader.grades import cut
     message = "batchnorm_forward, case 'mean 1e4, std 1e-2': `out` differs from the reference (max abs error 0.41)"
     short = cut(message, 60)
     assert len(short) <= 60 and short.endswith(" …")

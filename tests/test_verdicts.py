@@ -2,7 +2,8 @@
 they feed, and, for a training run, the first step that differs, by number."""
 import numpy as np
 
-from autograder import checks, samples
+from autograder.course import cases, checks, samples
+
 from conftest import solution_namespace
 
 
@@ -14,7 +15,7 @@ def _with_bug(assignment, name):
 
 
 def test_layer_reports_the_buffer_before_the_output_it_feeds():
-    check = checks.find("BatchNorm")
+    check = cases.find("BatchNorm")
     first = [check.cases[0]]            # train x3 then eval: the eval output is wrong too
     verdict = checks.verdict_for_function(check, _with_bug("ch4_inference", "biased-running-var"), first)
     assert not verdict.passed
@@ -33,14 +34,14 @@ def test_capstone_reports_the_first_step_that_differs():
         losses = losses.copy()
         losses[2:] += 1e-3                                      # ...and everything after it
         return losses, history, scores
-    check = checks.find("train_bn_mlp")
+    check = cases.find("train_bn_mlp")
     verdict = checks.verdict_for_function(check, late_slip, [check.cases[0]])
     assert not verdict.passed
     assert "at step 2, `W2` differs" in verdict.message, verdict.message
 
 
 def test_capstone_wrong_backward_is_reported_at_step_1_not_as_the_loss():
-    check = checks.find("train_bn_mlp")
+    check = cases.find("train_bn_mlp")
     fn = _with_bug("ch4_inference", "bn-backward-without-batch-terms")
     verdict = checks.verdict_for_function(check, fn, [check.cases[0]])
     # backpropagation reaches W3, b3, gamma2 and beta2 before the BN backward pass: W2 is first wrong
@@ -55,12 +56,12 @@ def test_inputs_changed_in_place_are_named_for_every_protocol():
                                         "modified its input `params['W1']` in place")):
         fn = _with_bug("ch4_inference", name)
         bug = next(b for b in samples.bugs("ch4_inference") if b.name == name)
-        check = checks.find(bug.function)
+        check = cases.find(bug.function)
         verdict = checks.verdict_for_function(check, fn, [check.cases[case_index]])
         assert not verdict.passed and expected in verdict.message, verdict.message
         assert [m.name for m in verdict.mistakes] == [expected]
     # an honest function that only reads its inputs is not flagged, NaN inputs included
-    check = checks.find("whiten")
+    check = cases.find("whiten")
     inputs = checks.case_inputs(check, check.cases[0])
     inputs["x_test"][0, 0] = np.nan
     from autograder.student.verdict import run_case

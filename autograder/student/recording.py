@@ -29,7 +29,7 @@ import numpy as np
 RECORD_ENV = "BN_AUTOGRADER_RECORD"
 INPUTS_ENV = "BN_AUTOGRADER_INPUTS"   # "<request fd>,<reply fd>" inside the grading sandbox
 
-# Bounds the judge applies to everything read back from a run (see autograder.sandbox).
+# Bounds the judge applies to everything read back from a run (see autograder.grader.sandbox).
 MAX_META_BYTES = 64 << 10          # one <k>.json
 MAX_ARRAY_BYTES = 32 << 20         # one <k>.npz, on disk and unpacked
 MAX_VALUES = 64                    # values in one recording

@@ -1,6 +1,6 @@
 """Runs INSIDE the sandbox: execute one notebook's cells in an IPython shell, in this process.
 
-Usage (by autograder.sandbox only):
+Usage (by autograder.grader.sandbox only):
     python -m autograder.student.runner JOB_DIR CELL_TIMEOUT NOTEBOOK_TIMEOUT [SKIP]
 
 SKIP lists (comma-separated) the cells an earlier attempt was stopped in: the grader resumes a run
@@ -148,6 +148,7 @@ def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> Non
     shell = make_shell()
     # What the notebook's locked setup cell imports, in case an editor lost that cell.
     import numpy
+
     from autograder.student import check
     shell.user_ns.update(np=numpy, check=check)
     signal.signal(signal.SIGALRM, on_alarm)

@@ -6,7 +6,7 @@ Offline: nothing in a page points at a CDN.
   into every page; the course has no live-code buttons, so its scripts are dropped.
 
 Student kits  Each chapter's Exercise section links ``/_build/kits/<assignment>.zip`` with the
-``{download}`` role; the kits are built (``autograder.kits``) when the build starts, so any way
+``{download}`` role; the kits are built (``autograder.course.kits``) when the build starts, so any way
 of building the book serves kits that match ``exercises/``.
 
 MathJax  The files are copied into ``_static/mathjax`` after the
@@ -23,7 +23,7 @@ def _es5_dir() -> Path:
 
 
 def _build_kits(app):
-    from autograder import kits
+    from autograder.course import kits
     kits.build_all(Path(app.srcdir) / "_build" / "kits")
 
 

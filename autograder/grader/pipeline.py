@@ -1,0 +1,359 @@
+"""Grade a class: nbgrader's steps, with the notebooks run in parallel sandboxes first.
+
+1. The gradebook gets the assignment's source cells (nbgrader ``generate_assignment`` into a
+   scratch release folder, so the committed ``exercises/`` is never touched).
+2. Pre-pass, in parallel (``workers`` threads, each with its own sandbox slot): read each
+   submission, sanitize it with nbgrader's sanitize preprocessors (plus the course's repairs of
+   editor accidents), run it in the sandbox.
+3. For each submission in turn, nbgrader's ``autograde`` (whose ``SandboxedJudge`` picks up the
+   pre-pass's run for that exact notebook) judges it and writes the gradebook: the only writer,
+   so gradebook writes are serialized.  A submission that fails gets a one-line reason.
+4. ``generate_feedback`` per student, ``grades.csv`` via nbgrader's CSV export, the report.
+
+Submission files are only ever read.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nbformat
+
+from autograder.grader import sandbox as sb
+from autograder.grader.config import load_config, make_api
+from autograder.grader.feedback import write_feedback
+from autograder.grader.grades import Row, write_csv
+from autograder.grader.plugins import RunStore, SandboxedJudge
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+    from nbgrader.apps import NbGraderAPI
+
+
+def timestamp_note(folder: Path) -> str:
+    """A one-line note when a submission's timestamp.txt cannot be read."""
+    path = folder / "timestamp.txt"
+    if not path.exists():
+        return ""
+    try:
+        from nbgrader.utils import parse_utc
+        with open(path, "rb") as f:
+            text = f.read(200).decode().strip()
+        if text:
+            parse_utc(text)
+        return ""
+    except Exception:
+        return "its timestamp.txt could not be read, so it was graded as having no timestamp"
+
+
+def assignment_ids() -> list[str]:
+    from autograder.course.cases import ASSIGNMENT_IDS
+    return list(ASSIGNMENT_IDS)
+
+
+# ---- step 1: the gradebook knows the assignment ---------------------------------------------
+
+def ensure_source_in_gradebook(api: NbGraderAPI, assignment: str, scratch: Path) -> None:
+    """nbgrader ``generate_assignment`` into ``scratch``, so the committed ``exercises/`` is never
+    touched: it is what loads the assignment's source cells into the gradebook."""
+    release_dir = api.coursedir.release_directory
+    try:
+        api.coursedir.release_directory = str(scratch)
+        result = api.generate_assignment(assignment, force=True, create=True)
+    finally:
+        api.coursedir.release_directory = release_dir
+    if not result["success"]:
+        raise RuntimeError(f"nbgrader could not load {assignment} into the gradebook:\n{result['log'][-2000:]}")
+
+
+def release(api: NbGraderAPI, assignment: str) -> None:
+    """Regenerate the student release exercises/<assignment>/ from solutions/<assignment>/."""
+    result = api.generate_assignment(assignment, force=True, create=True)
+    if not result["success"]:
+        raise RuntimeError(f"generate_assignment {assignment} failed:\n{result['log'][-2000:]}")
+
+
+def source_notebooks(api: NbGraderAPI, assignment: str) -> list[str]:
+    src = Path(api.coursedir.format_path(api.coursedir.source_directory, ".", assignment))
+    return sorted(p.stem for p in src.glob("*.ipynb"))
+
+
+def submitted_students(api: NbGraderAPI, assignment: str) -> list[str]:
+    root = Path(api.coursedir.root) / api.coursedir.submitted_directory
+    return sorted(p.parent.name for p in root.glob(f"*/{assignment}") if p.is_dir())
+
+
+# ---- step 2: the parallel pre-pass ------------------------------------------------------------
+
+def sanitize(api: NbGraderAPI, path: Path, assignment: str, student: str, notebook: str) -> NotebookNode:
+    """What nbgrader autograde's sanitize phase makes of a submission (read-only)."""
+    from nbgrader.converters import Autograde
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    nb = nbformat.convert(nb, 4)
+    resources = {"unique_key": notebook, "nbgrader": {
+        "student": student, "assignment": assignment, "notebook": notebook,
+        "db_url": api.coursedir.db_url}}
+    for cls in Autograde(coursedir=api.coursedir, config=api.config).sanitize_preprocessors:
+        nb, resources = cls(config=api.config)(nb, resources)
+    return nb
+
+
+# ---- the whole class --------------------------------------------------------------------------
+
+class Progress:
+    def __init__(self, total: int, label: str, enabled: bool):
+        self.total, self.done, self.label, self.enabled = total, 0, label, enabled
+        self.start = time.monotonic()
+
+    def step(self, note: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        rate = (time.monotonic() - self.start) / self.done
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{self.done}/{self.total} {rate:4.1f} s/nb  {note[:30]:<30}")
+        if self.done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C and SIGTERM stop every sandbox and unwind through every ``finally`` (so scratch
+    space is removed); SIGTERM is turned into KeyboardInterrupt for that."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    sb.CANCEL.clear()
+    try:
+        yield
+    except BaseException:
+        sb.CANCEL.set()
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Hooks:
+    """What a layer above adds around grading; the grader's own default adds nothing. The term
+    (``autograder.term.grading``) sets due dates first, annotates rows with lateness and the
+    roster's missing students, and writes grades.csv with its columns."""
+
+    def before_assignment(self, api: NbGraderAPI, assignment: str) -> None:
+        pass
+
+    def annotate(self, api: NbGraderAPI, assignment: str, rows: list[Row], students: list[str] | None) -> list[Row]:
+        return rows
+
+    def write_grades_csv(self, api: NbGraderAPI, dest: Path, rows: list[Row]) -> Path:
+        keys = ["assignment", "student_id", "score", "max_score", "status"]
+        return write_csv(dest, keys, [[r.assignment, r.student, r.score, r.max_score, r.status]
+                                      for r in rows])
+
+
+def grade(assignments: list[str], students: list[str] | None = None, workers: int | None = None,
+          mode: str | None = None, limits: dict | None = None, progress: bool = True,
+          feedback: bool = True, say: Callable[[str], None] = print, hooks: Hooks | None = None) -> list[Row]:
+    """Grade every submission of ``assignments``. ``mode`` and ``limits`` (SandboxedJudge's
+    settings by name) override ``nbgrader_config.py``. Says which sandbox mode ran."""
+    config = load_config()
+    for name, value in {"mode": mode, **(limits or {})}.items():
+        if value is not None:
+            setattr(config.SandboxedJudge, name, value)
+    settings = SandboxedJudge(config=config)
+    chosen = settings.resolved_mode()  # refuses (SandboxUnavailable) before anything is written
+    say(sb.describe_mode(chosen, settings.limits()))
+    workers = workers or os.cpu_count() or 1
+    rows: list[Row] = []
+    api = make_api(config)
+    root = Path(api.coursedir.root)
+    from autograder.grader.keys import course_secret
+    with _interruptible(), sb.RunDir() as run_dir:
+        store = RunStore(run_dir, chosen, settings.limits(), course_secret(root))
+        config.SandboxedJudge.runs = store
+        api = make_api(config)
+        checked = False
+        for assignment in assignments:
+            if not checked and _has_submissions(api, assignment, students):
+                health_check(api, store, assignment)  # raises SandboxBroken: no grade written
+                checked = True
+            try:
+                hooks.before_assignment(api, assignment)
+                mine = _grade_assignment(api, store, assignment, students, workers, progress)
+            except (KeyboardInterrupt, SandboxBroken):
+                raise
+            except Exception as exc:  # the grader's own failure on this assignment
+                say(f"error: grading {assignment} failed: {type(exc).__name__}: {exc}"[:500])
+                continue
+            try:  # lateness, written answers awaiting a person, and the roster's missing students
+                mine = hooks.annotate(api, assignment, mine, students)
+            except Exception as exc:
+                say(f"error: lateness and missing students of {assignment}: {type(exc).__name__}: {exc}"[:500])
+            rows += mine
+            if feedback:
+                failed = write_feedback(config, assignment,
+                                        [r.student for r in mine if r.status != "missing"],
+                                        whole_class=students is None)
+                for r in mine:
+                    if r.student in failed:
+                        r.reason = "; ".join(x for x in (r.reason, "feedback could not be written: "
+                                                         + failed[r.student]) if x)
+        _write_outputs(api, root, rows, say, hooks)
+    return rows
+
+
+def _write_outputs(api, root: Path, rows: list[Row], say, hooks: Hooks) -> None:
+    """grades.csv and the report: always written, whatever one step or notebook did."""
+    from autograder.grader import report
+    from autograder.grader.safety import safe_text
+    for r in rows:
+        r.reason = safe_text(r.reason, newlines=False)[:300]
+    try:
+        hooks.write_grades_csv(api, root / "grades.csv", rows)
+    except Exception as exc:
+        say(f"error: grades.csv could not be written: {type(exc).__name__}: {exc}"[:300])
+    try:
+        report.write(root, report.update_log(root, rows))
+    except Exception as exc:
+        say(f"error: the report could not be written: {type(exc).__name__}: {exc}"[:300])
+
+
+class SandboxBroken(RuntimeError):
+    """The sandbox cannot run a known-good notebook: grading stops before any grade is written."""
+
+
+def _has_submissions(api, assignment: str, students) -> bool:
+    return any(students is None or s in students for s in submitted_students(api, assignment))
+
+
+def health_check(api: NbGraderAPI, store: RunStore, assignment: str) -> None:
+    """Run the assignment's own solution notebook in the sandbox and judge it: every check must
+    pass. If not, the sandbox (not any student) is broken, and grading stops."""
+    from autograder.course import checks
+    from autograder.grader import judge
+    path = Path(api.coursedir.format_path(api.coursedir.source_directory, ".", assignment)) / f"{assignment}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    run = store.execute(copy.deepcopy(nb), 0)
+    with checks.keyed(store.submission_key(nb)):
+        outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
+    bad = [m for o in outcomes if not o.passed for m in o.messages]
+    if run.status == "ok" and outcomes and not bad:
+        return
+    why = run.reason or (bad[0] if bad else "no check ran")
+    raise SandboxBroken(f"the sandbox could not run a known-good notebook ({assignment}'s solution): "
+                        f"{why}"[:600])
+
+
+def _grade_assignment(api, store: RunStore, assignment: str, students, workers: int,
+                      progress: bool) -> list[Row]:
+    ensure_source_in_gradebook(api, assignment, store.run_dir.scratch(f"release-{assignment}"))
+    notebooks = source_notebooks(api, assignment)
+    who = [s for s in submitted_students(api, assignment) if students is None or s in students]
+    jobs = [(s, n) for s in who for n in notebooks]
+    bar = Progress(len(who), f"grading {assignment}", progress)
+    slots: queue.Queue[int] = queue.Queue()
+    for k in range(workers):
+        slots.put(k)
+
+    def prepass(student: str, notebook: str):
+        path = (Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
+                / f"{notebook}.ipynb")
+        try:
+            nb = sanitize(api, path, assignment, student, notebook)
+        except Exception:
+            return  # nbgrader's own autograde will report why, in the sequential step
+        slot = slots.get()
+        try:
+            run = store.execute(nb, slot)
+        except Exception as exc:  # this notebook alone
+            run = sb.RunResult("failed", f"the grader could not run this notebook ({type(exc).__name__})", None)
+        finally:
+            slots.put(slot)
+        store.put(store.key(nb, assignment, student, notebook), run)
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {job: pool.submit(prepass, *job) for job in jobs}
+        try:
+            for student in who:
+                start = time.monotonic()
+                for notebook in notebooks:
+                    try:
+                        futures[(student, notebook)].result()
+                    except Exception:
+                        pass  # autograde below runs it again, and reports why
+                try:
+                    rows.append(_autograde_one(api, store, assignment, student, notebooks, start))
+                except Exception as exc:
+                    rows.append(Row(student, assignment, status="failed", seconds=time.monotonic() - start,
+                                    reason=f"the grader failed on this submission: {type(exc).__name__}: {exc}"[:300]))
+                bar.step(student)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    store.clear()  # runs nbgrader never asked for (it failed earlier)
+    return rows
+
+
+def _autograde_one(api, store: RunStore, assignment: str, student: str, notebooks: list[str],
+                   start: float) -> Row:
+    row = Row(student, assignment)
+    folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
+    present = sorted(p.name for p in folder.glob("*.ipynb"))
+    missing = [n for n in notebooks if f"{n}.ipynb" not in present]
+    result = api.autograde(assignment, student, force=True, create=True)
+    if missing:
+        row.status = "failed"
+        row.reason = (f"no {missing[0]}.ipynb in the submission"
+                      + (f" (found: {', '.join(present)[:80]})" if present else " (no notebook at all)"))
+    elif not result["success"]:
+        row.status = "failed"
+        row.reason = _first_error_line(result)
+    note = timestamp_note(folder)
+    if note and not row.reason:
+        row.reason = note
+    for notebook in notebooks:
+        status, reason, seconds, outcomes = store.outcomes.pop((assignment, student, notebook),
+                                                               ("", "", 0.0, []))
+        if reason and row.status == "graded":
+            row.reason = reason
+        for o in outcomes:
+            row.functions[o.grade_id] = (o.passed, "; ".join(o.messages))
+            row.mistakes += [m.name for m in o.mistakes]
+    row.score, row.max_score = _scores(api, assignment, student)
+    row.seconds = time.monotonic() - start
+    return row
+
+
+def _first_error_line(result: dict) -> str:
+    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    for needle in ("NotJSONError", "Notebook does not appear to be JSON", "JSONDecodeError",
+                   "validation", "Error", "error"):
+        for line in text.splitlines():
+            if needle in line:
+                return "nbgrader could not read the notebook: " + line.strip()[:160]
+    return "nbgrader could not autograde this submission"
+
+
+def _scores(api, assignment: str, student: str) -> tuple[float, float]:
+    from nbgrader.api import Gradebook, MissingEntry
+    with Gradebook(api.coursedir.db_url) as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return 0.0, float(gb.find_assignment(assignment).max_score)
+        return float(sub.score), float(sub.max_score)

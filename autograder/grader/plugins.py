@@ -1,0 +1,440 @@
+"""The one piece of nbgrader we replace: executing the tests in the student's own kernel.
+
+``SandboxedJudge`` takes the place of nbgrader's ``Execute`` preprocessor in ``nbgrader autograde``.
+It runs the sanitized notebook in the sandbox (or takes the result of a run the parallel
+pre-pass already made for exactly this notebook), copies back the plain outputs of ordinary
+cells, and lets the trusted judge write every test cell's output.  nbgrader's own
+``SaveAutoGrades`` then reads those outputs (an error output = no points) into the gradebook, so
+the gradebook, ``generate_feedback``, ``export`` and formgrader keep working unchanged.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import html
+import json
+import threading
+from typing import TYPE_CHECKING
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    IgnorePattern,
+    LimitOutput,
+    NbGraderPreprocessor,
+    SaveAutoGrades,
+)
+from traitlets import Enum, Float, Instance, Integer
+
+from autograder.grader import sandbox as sb
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+# Output types shown in feedback; anything else a student's code produced (HTML, JavaScript)
+# is dropped so it cannot script the instructor's browser (see autograder.grader.safety).
+
+
+class RunStore:
+    """One grading run's state: its scratch space, the sandbox mode and limits, the runs the
+    parallel pre-pass made ahead of nbgrader's ``autograde``, and the outcomes the judge reached.
+    ``grading.grade`` makes one and hands it to ``SandboxedJudge`` through nbgrader's config."""
+
+    def __init__(self, run_dir: sb.RunDir, mode: str, limits: sb.Limits, secret: bytes = b""):
+        self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
+        self._runs: dict[str, sb.RunResult] = {}
+        self.outcomes: dict[tuple, tuple] = {}
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo):  # nbgrader copies its config; this is a handle, not a value
+        return self
+
+    @staticmethod
+    def key(nb: NotebookNode, assignment: str, student: str, notebook: str) -> str:
+        cells = [(c.cell_type, c.source) for c in nb.cells]
+        return hashlib.sha256(json.dumps([assignment, student, notebook, cells]).encode()).hexdigest()
+
+    def submission_key(self, nb: NotebookNode) -> str:
+        from autograder.grader.keys import submission_key
+        return submission_key(self.secret, nb) if self.secret else ""
+
+    def execute(self, nb: NotebookNode, slot: int = 0) -> sb.RunResult:
+        """Run ``nb`` in the sandbox; any failure here is this notebook's alone."""
+        from autograder.course import checks
+        from autograder.grader import judge
+        try:
+            with checks.keyed(self.submission_key(nb)):
+                request = judge.recording_request(nb)
+        except Exception as exc:
+            return sb.RunResult("failed", f"the grader could not prepare this notebook's cases "
+                                          f"({type(exc).__name__})", None)
+        return sb.run_notebook(nb, request, self.run_dir, mode=self.mode, slot=slot, limits=self.limits)
+
+    def put(self, key: str, run: sb.RunResult) -> None:
+        with self._lock:
+            self._runs[key] = run
+
+    def take(self, key: str) -> sb.RunResult | None:
+        with self._lock:
+            return self._runs.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()
+
+
+class SandboxedJudge(NbGraderPreprocessor):
+    """Runs the notebook in the sandbox and lets the trusted judge write every test cell's output."""
+
+    mode = Enum(["auto", "root", "user", "none"], "auto",
+                help="How student code runs: 'auto' picks 'root' (per-worker uids) when the grader "
+                     "is root, else 'user' (unprivileged user namespaces); 'none' runs it with NO "
+                     "sandbox (unsafe).").tag(config=True)
+    cell_timeout = Float(30.0, help="Seconds one cell may run").tag(config=True)
+    notebook_timeout = Float(120.0, help="Seconds a whole notebook may run").tag(config=True)
+    memory_bytes = Integer(3 << 30, help="Address space per sandboxed process").tag(config=True)
+    processes = Integer(64, help="Processes per sandbox").tag(config=True)
+    file_bytes = Integer(16 << 20, help="Largest file the notebook may write").tag(config=True)
+    job_bytes = Integer(64 << 20, help="All the notebook may write where results go").tag(config=True)
+    memory_total = Integer(4 << 30, help="All of a sandbox's processes together: cgroup v2 memory.max "
+                                         "where available, else fewer processes with less address "
+                                         "space each").tag(config=True)
+    runs = Instance(RunStore, allow_none=True,
+                    help="Set by `python -m autograder grade` (its parallel pre-pass); when unset, "
+                         "each notebook is run here").tag(config=True)
+
+    def limits(self) -> sb.Limits:
+        return sb.Limits(cell_seconds=self.cell_timeout, notebook_seconds=self.notebook_timeout,
+                         memory_bytes=self.memory_bytes, processes=self.processes,
+                         file_bytes=self.file_bytes, job_bytes=self.job_bytes,
+                         memory_total=self.memory_total)
+
+    def resolved_mode(self) -> str:
+        return sb.pick_mode(self.mode)
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        from autograder.grader import judge
+        info = resources["nbgrader"]
+        ids = (info["assignment"], info["student"], info["notebook"])
+        from autograder.course import checks
+        if self.runs is not None:
+            store = self.runs
+            run = store.take(store.key(nb, *ids)) or store.execute(nb)
+        else:  # stock `nbgrader autograde`: a scratch space for this notebook alone
+            from nbgrader.coursedir import CourseDirectory
+
+            from autograder.grader.keys import course_secret
+            with sb.RunDir() as run_dir:
+                store = RunStore(run_dir, self.resolved_mode(), self.limits(),
+                                 course_secret(CourseDirectory(config=self.config).root))
+                run = store.execute(nb)
+        _copy_plain_outputs(nb, run.executed)
+        with checks.keyed(store.submission_key(nb)):
+            outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
+        store.outcomes[ids] = (run.status, run.reason, run.seconds, outcomes)
+        return nb, resources
+
+
+# ---- sanitizing: what honest editors do to a notebook ---------------------------------------
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def _is_test(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+class DropDuplicateIds(NbGraderPreprocessor):
+    """A cell split in JupyterLab, or copied and pasted, keeps its nbgrader metadata, so one
+    grade_id appears twice. Keep the metadata on its first appearance and make every later copy a
+    plain cell (its code still runs). nbgrader's own DeduplicateIds leaves an empty ``nbgrader``
+    dict behind, which CheckCellMetadata then rejects: the student scored 0."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        seen, copies = set(), resources.setdefault("copies_of", {})
+        for cell in nb.cells:
+            gid = _grade_id(cell)
+            if gid is None:
+                continue
+            if gid in seen:
+                del cell.metadata["nbgrader"]
+                copies[id(cell)] = gid  # RestoreCheckCells places checks after the last part
+            else:
+                seen.add(gid)
+        return nb, resources
+
+
+def _top_level_bindings(tree) -> tuple[set[str], set[str]]:
+    """Names a cell binds at module level: (every binding, those not made by an import).
+    Function and class bodies are not descended into; if/for/while/with/try blocks are."""
+    names, imported = set(), set()
+
+    def targets(node):
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                names.add(sub.id)
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    imported.add((alias.asname or alias.name).split(".")[0])
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    targets(target)
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                targets(node.target)
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    if item.optional_vars is not None:
+                        targets(item.optional_vars)
+            for field in ("body", "orelse", "finalbody"):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    visit(getattr(node, field, []) or [])
+            for handler in getattr(node, "handlers", []) or []:
+                visit(handler.body)
+    visit(tree.body)
+    return names | imported, names
+
+
+def _free_names(tree, name: str) -> set[str]:
+    """Names the last top-level definition of ``name`` in ``tree`` reads but does not bind
+    itself (its arguments and locals): the module-level helpers it may need."""
+    found = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+             and n.name == name]
+    if not found:
+        return set()
+    loads, local = set(), set()
+    for sub in ast.walk(found[-1]):
+        if isinstance(sub, ast.Name):
+            (loads if isinstance(sub.ctx, ast.Load) else local).add(sub.id)
+        elif isinstance(sub, ast.arg):
+            local.add(sub.arg)
+    return loads - local
+
+
+def _parse(source: str):
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def _checked_names(source: str) -> list[str]:
+    """The student-side names a check cell evaluates: ``fn`` in ``check("name", fn)``."""
+    names = []
+    tree = _parse(source)
+    for node in ast.walk(tree) if tree is not None else ():
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"
+                and len(node.args) >= 2 and isinstance(node.args[1], ast.Name)):
+            names.append(node.args[1].id)
+    return names
+
+
+class RestoreCheckCells(NbGraderPreprocessor):
+    """Check cells run where the student's own self-check ran them.
+
+    A check cell still in the submission keeps its place (``OverwriteCells`` then restores its
+    source from the gradebook as usual), so code the student put below the stub, and above the
+    check, runs before it in grading as it did in the student's kernel. A check the student
+    deleted comes back right after the last cell that defines or redefines the function it
+    checks (a ``def``/``class``, an assignment or an import binding that name; a cell that is a
+    part of the function's own cell, after a split) or a module-level helper that function reads
+    (found with ``ast``, transitively). Where none does, it goes after the nearest cell that
+    precedes it in the assignment's source and is still there. A check left ABOVE every
+    definition of its function (dragged up by accident) could not pass there in any run from
+    the top, so it is placed as a deleted one is."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        import nbformat
+        from nbgrader.coursedir import CourseDirectory
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        path = (coursedir.format_path(coursedir.source_directory, ".", info["assignment"])
+                + f"/{info['notebook']}.ipynb")
+        try:
+            source = nbformat.read(path, as_version=4)
+        except OSError:
+            return nb, resources  # no source to compare with: leave the order alone
+        trusted = {_grade_id(c): c.source for c in source.cells if _is_test(c)}
+        copies = resources.get("copies_of", {})
+
+        def bindings(cells):
+            parsed = [_parse(c.source) if c.cell_type == "code" else None for c in cells]
+            return parsed, [_top_level_bindings(t) if t is not None else (set(), set()) for t in parsed]
+
+        def defines(i, cell, name, bound):
+            return name in bound[i][0] or (_grade_id(cell) or copies.get(id(cell))) == name
+
+        # a present check with no definition of its function above it, but one below: stranded
+        _, bound = bindings(nb.cells)
+        stranded = []
+        for k, cell in enumerate(nb.cells):
+            names = _checked_names(trusted.get(_grade_id(cell), cell.source)) if _is_test(cell) else []
+            if names and all(not any(defines(i, c, n, bound) for i, c in enumerate(nb.cells[:k]))
+                             and any(defines(i, c, n, bound) for i, c in enumerate(nb.cells) if i > k)
+                             for n in names):
+                stranded.append(cell)
+        present = {_grade_id(c) for c in nb.cells if _is_test(c) and not any(c is s for s in stranded)}
+        missing = [c for c in source.cells if _is_test(c) and _grade_id(c) not in present]
+        if not missing:
+            return nb, resources
+        cells = [c for c in nb.cells if not any(c is s for s in stranded)]
+        parsed, bound = bindings(cells)
+        kept = {_grade_id(c): c for c in stranded}
+
+        def last_binding(name: str, any_kind: bool = True) -> int | None:
+            hits = [i for i, (all_names, plain) in enumerate(bound)
+                    if name in (all_names if any_kind else plain)]
+            hits += [i for i, c in enumerate(cells) if (_grade_id(c) or copies.get(id(c))) == name]
+            return max(hits) if hits else None
+
+        def position(name: str) -> int | None:
+            at = last_binding(name)
+            if at is None:
+                return None
+            seen, todo = {name}, [(name, at)]
+            while todo:
+                fn, where = todo.pop()
+                helpers = _free_names(parsed[where], fn) if parsed[where] is not None else set()
+                for helper in sorted(helpers - seen):
+                    seen.add(helper)
+                    h = last_binding(helper, any_kind=False)
+                    if h is not None:
+                        at = max(at, h)
+                        todo.append((helper, h))
+            return at
+
+        placed: dict[int, list] = {}
+        for cell in missing:
+            restored = kept.get(_grade_id(cell))
+            if restored is None:
+                restored = nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata))
+                if nb.get("nbformat_minor", 5) < 5:
+                    del restored["id"]  # cell ids exist from nbformat 4.5 on
+            spots = [p for p in map(position, _checked_names(cell.source)) if p is not None]
+            if spots:
+                at = max(spots)
+            else:  # the old rule: after the nearest source cell before it that is still here
+                at = -1
+                have = {(_grade_id(c) or copies.get(id(c))): i for i, c in enumerate(cells)
+                        if _grade_id(c) or copies.get(id(c))}
+                for src in source.cells:
+                    if src is cell:
+                        break
+                    if _grade_id(src) in have:
+                        at = have[_grade_id(src)]
+                at = at if at >= 0 else len(cells) - 1
+            placed.setdefault(at, []).append(restored)
+        out = []
+        if -1 in placed:
+            out.extend(placed[-1])
+        for i, c in enumerate(cells):
+            out.append(c)
+            out.extend(placed.get(i, []))
+        nb.cells = out
+        return nb, resources
+
+
+def _copy_plain_outputs(nb, executed) -> None:
+    """Copy outputs of non-test cells whose source is unchanged: fresh, allow-listed copies
+    (types, fields and metadata checked, sizes bounded: ``autograder.grader.safety.plain_outputs``)."""
+    from autograder.grader.safety import MAX_OUTPUT_TOTAL, plain_outputs
+    try:
+        ran_cells = list(executed.cells)
+    except Exception:
+        return
+    if len(ran_cells) != len(nb.cells):
+        return
+    budget = [MAX_OUTPUT_TOTAL]
+    for cell, ran in zip(nb.cells, ran_cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
+            continue
+        if not isinstance(ran, dict) or ran.get("cell_type") != "code" or ran.get("source") != cell.source:
+            continue
+        cell.outputs = plain_outputs(ran.get("outputs"), budget)
+        count = ran.get("execution_count")
+        cell.execution_count = count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+class BoundForRendering(NbGraderPreprocessor):
+    """What nbconvert renders from the autograded notebook (feedback, formgrader) is bounded:
+    sources past ``autograder.grader.safety``'s limits are cut, with a note (the submitted file keeps
+    them), and no cell keeps attachments. Runs after the judge: grading saw everything."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        from autograder.grader.safety import bound_cells
+        notes = bound_cells(nb)
+        # The one notebook-level field ClearMetadataPreprocessor keeps, and templates print.
+        nb.metadata["language_info"] = {"name": "python"}
+        if notes:
+            resources.setdefault("bn_notes", []).extend(notes)
+        return nb, resources
+
+
+class SanitizeMarkdown(NbGraderPreprocessor):
+    """Markdown cells become clean HTML in the autograded notebook, which is what feedback and
+    formgrader render. nbgrader's templates render markdown unsanitized (``sanitize_html`` does
+    not reach them), and a student's markdown may hold ``<script>``, event handlers,
+    ``javascript:`` links or SVG attachments."""
+
+    # What rendered markdown uses; anything else is shown as text. Links only to these schemes.
+    TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "b", "i", "code", "pre", "ul",
+            "ol", "li", "blockquote", "a", "table", "thead", "tbody", "tr", "td", "th", "br", "hr",
+            "span", "div", "sup", "sub", "del"}
+    ATTRIBUTES = {"*": ["id", "class"], "a": ["href", "title"], "td": ["align"], "th": ["align"]}
+    PROTOCOLS = {"http", "https", "mailto"}
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        import bleach
+        from nbconvert.filters import markdown2html
+
+        def clean_html(text):
+            return bleach.clean(text, tags=self.TAGS, attributes=self.ATTRIBUTES,
+                                protocols=self.PROTOCOLS)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.pop("attachments", None)
+                try:
+                    clean = str(clean_html(markdown2html(cell.source)))
+                except Exception:  # markdown the renderer cannot take (e.g. a lost attachment)
+                    clean = f"<pre>{html.escape(cell.source)}</pre>"
+                # The templates render this as markdown once more: text the first pass left
+                # alone (an unsafe link it refused) must not become a link the second time.
+                cell.source = clean.replace("[", "&#91;").replace("]", "&#93;")
+            elif cell.cell_type == "raw":
+                cell.pop("attachments", None)
+                cell.source = html.escape(cell.source)
+        return nb, resources
+
+
+def sanitize_preprocessors() -> list[type]:
+    """nbgrader's sanitize step, with the two editor-accident repairs above."""
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+    return [ClearOutput, DropDuplicateIds, OverwriteKernelspec, RestoreCheckCells, OverwriteCells,
+            CheckCellMetadata]
+
+
+AUTOGRADE_PREPROCESSORS = [
+    SandboxedJudge,
+    BoundForRendering,
+    SanitizeMarkdown,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]

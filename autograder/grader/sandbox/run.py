@@ -1,0 +1,221 @@
+"""Running one notebook: the sandboxed runner under a watchdog (per-cell and per-notebook clocks,
+enforced from outside), resuming after a stuck cell, and reading its status."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nbformat
+
+from autograder.grader.sandbox.bwrap import _bwrap_args, sandbox_python
+from autograder.grader.sandbox.inputs import _InputServer
+from autograder.grader.sandbox.jobs import RunDir, _enter, _Job
+from autograder.grader.sandbox.memory import (
+    USER_MODE_OVERHEAD,
+    _Cgroup,
+    _limit,
+    memory_plan,
+)
+from autograder.grader.sandbox.reader import JobReader, read_results
+from autograder.grader.sandbox.settings import (
+    FIRST_UID,
+    Limits,
+    RunResult,
+    SandboxUnavailable,
+)
+from autograder.student import recording
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+CANCEL = threading.Event()  # set on Ctrl-C / SIGTERM: every running sandbox is stopped
+
+
+def run_notebook(nb: NotebookNode, request: dict, run_dir: RunDir, *, mode: str, slot: int = 0,
+                 limits: Limits = Limits()) -> RunResult:
+    """Execute ``nb``, recording the functions in ``request`` ({function: (manifest entry, inputs)},
+    from ``checks.recording_request``). ``mode`` is "root", "user" or "none" (no sandbox: a plain
+    subprocess, still timed, for machines where neither mode starts). Whatever goes wrong here
+    fails this notebook alone, with a one-line reason."""
+    start = time.monotonic()
+    try:
+        path = run_dir.new_job_path()
+        if mode == "none":
+            path.mkdir(parents=True)
+            return _run(nb, request, run_dir, None, str(path), mode, slot, limits, start)
+        job = _Job(path, mode, limits.job_bytes)
+        try:
+            return _run(nb, request, run_dir, job, job.root, mode, slot, limits, start)
+        finally:
+            job.close()
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:
+        why = "it does not fit the grader's space for one notebook" if getattr(exc, "errno", None) == 28 \
+            else f"{type(exc).__name__}: {exc}"
+        return RunResult("failed", f"the grader could not run this notebook: {why}"[:300], None, {},
+                         time.monotonic() - start)
+
+
+MAX_RESUMES = 3
+
+
+def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+    from autograder.grader.safety import without_excess
+    record = os.path.join(root, "record")
+    os.makedirs(record)
+    manifest = {f: entry for f, (entry, _) in request.items()}
+    with open(recording.manifest_path(record), "w") as f:
+        json.dump(manifest, f)
+    nbformat.write(without_excess(nb), os.path.join(root, "notebook.ipynb"))
+    if mode == "root":  # the student's uid owns the job folder, and nothing else
+        uid = FIRST_UID + slot
+        for dirpath, dirs, files in os.walk(root):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
+                os.chown(name, uid, uid)
+    plan = memory_plan(limits) if mode != "none" else None
+    reader = JobReader(root)
+    deadline = start + limits.notebook_seconds
+    skip: list[int] = []
+    notes: list[str] = []
+    oom = 0
+    while True:
+        left = max(deadline - time.monotonic(), 1.0)
+        server = _InputServer(request)
+        clocks = [str(limits.cell_seconds), f"{left:.3f}", ",".join(map(str, skip))]
+        if mode == "none":
+            cmd = [sys.executable, "-m", "autograder.student.runner", root, *clocks]
+            env = {**os.environ, "PYTHONPATH": str(run_dir.course), recording.RECORD_ENV: record,
+                   "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   **server.env()}
+            preexec, cgroup = os.setsid, None
+        else:
+            cmd = (_enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot, limits.tmp_bytes,
+                                                   server.env())
+                   + [sandbox_python(), "-m", "autograder.student.runner", "/job", *clocks])
+            cgroup = None
+            if plan.cgroup is not None:
+                try:
+                    cgroup = _Cgroup(plan.cgroup, f"job-{Path(root).name}-{len(skip)}", plan.total)
+                except OSError:
+                    cgroup = None
+            env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(
+                limits, plan, cgroup, USER_MODE_OVERHEAD if mode == "user" else 0)
+        err_path = run_dir.scratch("logs") / f"{Path(root).name}-{slot}.log"
+        try:
+            with open(err_path, "wb") as log:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=log, env=env, preexec_fn=preexec,
+                                        pass_fds=server.child_fds)
+                server.started_child()
+                server.start()
+                killed, stuck = _watch(proc, reader, limits, time.monotonic() + left + GRACE)
+        finally:
+            server.close()
+            if cgroup is not None:
+                oom += cgroup.oom_kills()
+                cgroup.close()
+        err = err_path.read_bytes()[-4096:]
+        err_path.unlink()
+        try:  # the notebook's own children (no pid namespace without a sandbox), and stragglers
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if stuck is not None and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
+            skip.append(stuck)
+            notes.append(killed)
+            continue
+        break
+    status, reason, executed = _read_status(reader, killed, err)
+    if oom and status in ("killed", "runner-died"):
+        status, reason = "out-of-memory", (f"the notebook used more than its "
+                                           f"{plan.total / (1 << 30):g} GiB of memory and was stopped")
+    if notes:  # cells that had to be skipped; the runner then reports the first as late too
+        resumed = [f"{n[:-len(' and was stopped')]}, could not be interrupted and was skipped "
+                   f"(the run resumed after it)" if n.endswith(" and was stopped") else n for n in notes]
+        if reason and not reason.startswith(f"cell {skip[0]} "):
+            resumed.append(reason)
+        reason = "; ".join(resumed)
+        if status == "ok":
+            status = "cell-timeout"
+    results = read_results(reader, manifest)
+    return RunResult(status, reason[:300], executed, results, time.monotonic() - start)
+
+
+GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
+LINGER = 2.0  # seconds a run may take to exit once it reported its end
+
+
+def _watch(proc, reader: JobReader, limits: Limits, hard: float) -> tuple[str, int | None]:
+    """Wait for the run; kill it past the notebook's clock, or when one cell has been running
+    longer than the cell limit (the runner's own SIGALRM clock can be defeated by the student's
+    code, and anything it writes can be forged, so the cell is timed from when this parent first
+    sees it start). Returns why it was killed ("" if not) and, when one cell was stuck, its index
+    (the run can resume after it)."""
+    cell, since, finished = None, time.monotonic(), None
+    while proc.poll() is None:
+        time.sleep(0.05)
+        now = time.monotonic()
+        try:
+            seen = int(reader.read_json("result/progress.json", 512)["cell"])
+        except Exception:
+            seen = cell
+        if seen != cell:
+            cell, since = seen, now
+        if finished is None:
+            try:
+                reader.read_json("result/status.json", 4096)
+                finished = now
+            except Exception:
+                pass
+        why, stuck = "", None
+        if CANCEL.is_set():
+            why = "grading was interrupted"
+        elif finished is not None and now - finished > LINGER:
+            why = LINGERING
+        elif now > hard:
+            why = f"the notebook ran past its {limits.notebook_seconds:g} s limit and was stopped"
+        elif cell is not None and now - since > limits.cell_seconds + GRACE:
+            why = f"cell {cell} ran past its {limits.cell_seconds:g} s limit and was stopped"
+            stuck = cell
+        if why:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            return why, stuck
+    return "", None
+
+
+LINGERING = ("every cell had run, but a thread or process the notebook started kept it from "
+             "ending; it was stopped")
+
+
+def _read_status(reader: JobReader, killed: str, err: bytes):
+    executed = None
+    try:
+        executed = nbformat.reads(reader.read("result/executed.ipynb", 32 << 20).decode(), as_version=4)
+    except Exception:
+        executed = None
+    if killed and killed != LINGERING:
+        return "killed", killed, executed
+    try:
+        status = reader.read_json("result/status.json", 4096)
+        code, reason = str(status.get("status", "unknown"))[:40], str(status.get("reason", ""))[:300]
+    except Exception:
+        tail = (err or b"").decode(errors="replace").strip().splitlines()
+        hint = f" ({tail[-1][:200]})" if tail else ""
+        return ("runner-died",
+                "the notebook's run ended before it could report (did the code kill its parent "
+                "process or every process?)" + hint, executed)
+    if killed == LINGERING:
+        reason = "; ".join(r for r in (reason, killed) if r)
+    return code, reason, executed

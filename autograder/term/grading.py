@@ -1,0 +1,72 @@
+"""A term around the grader: due dates before, lateness and missing students after, and grades.csv
+with the term's columns. The grader knows nothing of terms; this layer calls it with these hooks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from autograder.grader import pipeline
+from autograder.grader.grades import Row, write_csv
+from autograder.term.late import standing
+from autograder.term.roster import apply_due
+
+
+def annotate(api, assignment: str, rows: list, students=None) -> list:
+    """Fill each grading row's lateness, penalty and written answers awaiting a person, and add a
+    row marked *missing* for every student in nbgrader's table who handed nothing in."""
+    state = standing(api, assignment)
+    have = {r.student for r in rows}
+    for r in rows:
+        s = state.get(r.student, {})
+        if s.get("status") == "submitted":
+            r.late, r.awaiting = s["late"], s["awaiting"]
+            r.penalty, r.score, r.max_score = s["penalty"], s["score"], s["max_score"]
+    for sid, s in sorted(state.items()):
+        if s["status"] == "missing" and sid not in have and (students is None or sid in students):
+            rows.append(Row(sid, assignment, 0.0, s["max_score"], status="missing",
+                            reason="no submission"))
+    return rows
+
+
+def write_grades_csv(api, dest: Path) -> Path:
+    """nbgrader's CSV columns (``nbgrader export``), plus status (submitted / missing), late and
+    written answers awaiting a person; a missing student's scores are empty, not 0."""
+    from nbgrader.api import Gradebook
+    keys = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+            "raw_score", "late_submission_penalty", "score", "max_score", "status", "late",
+            "written_awaiting"]
+    with Gradebook(api.coursedir.db_url) as gb:
+        assignments = [a.name for a in gb.assignments]
+        people = {s.id: s for s in gb.students}
+        due = {a.name: a.duedate for a in gb.assignments}
+    rows = []
+    for a in assignments:
+        for sid, s in sorted(standing(api, a).items()):
+            p = people[sid]
+            row = {"assignment": a, "duedate": due[a] or "", "student_id": sid,
+                   "last_name": p.last_name or "", "first_name": p.first_name or "", "email": p.email or "",
+                   "max_score": s["max_score"], "status": s["status"]}
+            if s["status"] == "submitted":
+                row.update(timestamp=s["timestamp"] or "", raw_score=s["raw_score"],
+                           late_submission_penalty=s["penalty"], score=s["score"], late=s["late"],
+                           written_awaiting=s["awaiting"])
+            rows.append(row)
+    write_csv(dest, keys, [[r.get(k, "") for k in keys] for r in rows])
+    return dest
+
+
+class TermHooks(pipeline.Hooks):
+    """The term around each assignment's grading (see ``pipeline.Hooks``)."""
+
+    def before_assignment(self, api, assignment):
+        apply_due(api, assignment)  # Term.due, before nbgrader computes lateness
+
+    def annotate(self, api, assignment, rows, students):
+        return annotate(api, assignment, rows, students)
+
+    def write_grades_csv(self, api, dest, rows):
+        return write_grades_csv(api, dest)
+
+
+def grade(assignments: list[str], **options) -> list[Row]:
+    """``pipeline.grade`` with the term's hooks: what ``python -m autograder grade`` runs."""
+    return pipeline.grade(assignments, hooks=TermHooks(), **options)
