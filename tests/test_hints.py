@@ -140,3 +140,38 @@ def test_a_generic_failure_shows_how_to_rebuild_the_visible_case():
     assert all(np.array_equal(rebuilt[k], expected[k]) for k in expected)
     with pytest.raises(KeyError, match="its visible cases are"):
         visible_case("whiten", "no such case")
+
+
+# ---- a hint names the mistake and its mechanism, never the fix (issue 23, item 4) ---------------
+
+def _fix_given_away(hint: str, correction: str) -> bool:
+    """Whether ``hint`` holds ``correction`` as text, as code or as a formula (canonical tokens)."""
+    from autograder.tools import transcription as T
+    if _normalized(correction) and _normalized(correction) in _normalized(hint):
+        return True
+    statements = [s for s in T.inlined_statements(correction) if len(s) >= 3]
+    units = T.units(hint) + [T.latex_canon(hint)]
+    return any(T.longest_run(s, u) >= len(s) for s in statements for u in units)
+
+
+MISTAKES = [(a, check, m) for a in ASSIGNMENT_IDS for check in ASSIGNMENTS[a] for m in check.mistakes]
+
+
+@pytest.mark.parametrize("a,check,mistake", MISTAKES, ids=[f"{a}:{c.function}:{m.name}" for a, c, m in MISTAKES])
+def test_every_mistake_records_its_correction(a, check, mistake):
+    assert mistake.correction.strip(), "Mistake.correction: the right code or formula at the mistake's place"
+
+
+@pytest.mark.parametrize("a,function,where,text", HINTS, ids=HINT_IDS)
+def test_no_hint_gives_the_fix(a, function, where, text):
+    check = cases.find(function)
+    given = [m.name for m in check.mistakes if m.correction and _fix_given_away(text, m.correction)]
+    assert not given, f"{where}'s hint holds the correction of {given}: {text!r}"
+
+
+def test_the_fix_check_can_fail():
+    correction = "var = (xc ** 2).mean(axis=0)"
+    assert _fix_given_away("Use `var = (xc**2).mean(axis=0)` instead.", correction)
+    assert _fix_given_away(r"the variance should be $\frac{1}{N}\sum_i (x_i-\mu)^2$ here", "var = ((x - mu) ** 2).mean(axis=0)")
+    assert not _fix_given_away("the variance divides by N - 1 (the unbiased estimate) where the batch's own "
+                               "spread is wanted", correction)
