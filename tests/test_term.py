@@ -43,7 +43,7 @@ def test_collect_a_canvas_download(tmp_path):
     assert "derivation.pdf: not a notebook (.pdf)" in out
     assert "ch9_unknown.ipynb: not a notebook of ch2_forward" in out
     assert ".DS_Store: hidden or system file" in out and "__MACOSX" in out
-    assert "inessilva_41056_900104_ch2_forward.ipynb: older submission of 41056" in out
+    assert "silva--ines_41056_900104_ch2_forward.ipynb: older submission of 41056" in out
     submitted = tmp_path / "root" / "submitted"
     # renamed copies land at nbgrader's standard path
     for sid in ("41021", "41028"):                        # "ch2_forward (1).ipynb", "ch2_forward-1.ipynb"
@@ -64,9 +64,9 @@ def test_collect_a_canvas_download(tmp_path):
     late = tmp_path / "later"
     late.mkdir()
     with zipfile.ZipFile(archive) as z:
-        info = z.getinfo("adalovelace_41000_900000_ch2_forward.ipynb")
+        info = z.getinfo("lovelace--ada_41000_900000_ch2_forward.ipynb")
         data = z.read(info)
-    newer = zipfile.ZipInfo("adalovelace_41000_900999_ch2_forward.ipynb", date_time=(2026, 10, 5, 22, 0, 0))
+    newer = zipfile.ZipInfo("lovelace--ada_41000_900999_ch2_forward.ipynb", date_time=(2026, 10, 5, 22, 0, 0))
     with zipfile.ZipFile(late / "resubmitted.zip", "w") as z:
         z.writestr(newer, data)
     done = run_cli("collect", A, str(late / "resubmitted.zip"), env=env)
@@ -92,7 +92,7 @@ def test_collect_a_folder_with_a_custom_pattern(tmp_path):
     (folder / "week2" / f"s-17--{A}.ipynb").write_bytes(src.read_bytes())
     (folder / "week2" / "s-18--notes.txt").write_text("hello")
     env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
-    done = run_cli("collect", A, str(folder), "--pattern", r"(?:^|/)(?P<student_id>s-\d+)--(?P<file_id>[^/]+)$", env=env)
+    done = run_cli("collect", A, str(folder), "--pattern", r"week2/(?P<student_id>s-\d+)--(?P<file_id>[^/]+)$", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "collected 1 submission(s)" in done.stdout and "s-18--notes.txt: not a notebook (.txt)" in done.stdout
     assert (tmp_path / "root" / "submitted" / "s-17" / A / f"{A}.ipynb").is_file()
@@ -230,7 +230,7 @@ def test_export_for_canvas_and_moodle(term_class):
         assert z.namelist() == [f"{A}_feedback_{A}.html"]
         assert "Score" in z.read(z.namelist()[0]).decode()
     with zipfile.ZipFile(out / "feedback" / f"{A}_canvas_upload.zip") as z:
-        assert "adalovelace_41000_900000_ch2_forward_feedback_ch2_forward.html" in z.namelist()
+        assert "lovelace--ada_41000_900000_ch2_forward_feedback_ch2_forward.html" in z.namelist()
         assert len(z.namelist()) == 8
     late = (root / "feedback" / "41042" / A / f"{A}.html").read_text()
     assert "Late submission penalty" in late

@@ -56,6 +56,26 @@ def csv_cell(value: object) -> str:
     return "'" + text if first and first in FORMULA_START else text
 
 
+# ---- student ids ------------------------------------------------------------------------------
+
+MAX_ID = 64
+_SAFE_ID = re.compile(r"[A-Za-z0-9@_][A-Za-z0-9._@-]{0,%d}\Z" % (MAX_ID - 1))
+SAFE_ID_RULE = f"letters, digits and . _ - @ only, not starting with . or -, at most {MAX_ID} characters"
+
+
+def safe_id(student: object) -> bool:
+    """Whether ``student`` may name a student: it becomes a folder name under ``submitted/``,
+    a path part in nbgrader's commands (which reads ``*`` and ``?`` as globs), a file name in
+    the LMS zips and a line of the table, so it is held to a small alphabet."""
+    return isinstance(student, str) and _SAFE_ID.match(student) is not None
+
+
+def refusal(student: str) -> str:
+    """The one line that says why a folder under ``submitted/`` is not graded."""
+    return (f"submitted/{safe_text(student, newlines=False)[:80]!r} is not a student id ({SAFE_ID_RULE}): "
+            f"not graded; rename the folder to the student's id")
+
+
 # ---- outputs copied from a student's run into the autograded notebook ------------------------
 
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
