@@ -98,6 +98,151 @@ def test_collect_a_folder_with_a_custom_pattern(tmp_path):
     assert (tmp_path / "root" / "submitted" / "s-17" / A / f"{A}.ipynb").is_file()
 
 
+# ---- collect: a download no student can steer (issue 25) ----------------------------------------
+
+def _notebook_bytes() -> bytes:
+    return (Path(__file__).resolve().parents[1] / "exercises" / A / f"{A}.ipynb").read_bytes()
+
+
+def _entry(name: str, when=(2026, 10, 4, 12, 0, 0), mode: int | None = None) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=when)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    if mode is not None:
+        info.external_attr = mode << 16
+    return info
+
+
+@pytest.mark.parametrize("name,student,late", [
+    # as Canvas's zipper writes them: sortable name, " LATE_", non-word characters to "-", downcased
+    ("lovelace--ada_41000_900000_ch2_forward.ipynb", "41000", False),
+    ("lovelace--ada-late_41000_900000_ch2_forward.ipynb", "41000", True),
+    ("o-brien--mary-jane-late_41007_900013_ch2_forward-1.ipynb", "41007", True),
+    ("o_brien--ann_41014_900026_ch2_forward.ipynb", "41014", False),   # \w keeps "_" in a name
+    ("berg---sum-1-1-_41063_900117_ch2_forward.ipynb", "41063", False),
+    ("smith--bob-12345--late_41070_900130_ch2_forward.ipynb", "41070", True),  # "_12345_" -> "-12345-"
+    ("adalovelace_LATE_41000_900000_ch2_forward.ipynb", "41000", True),  # older downloads
+    ("kate--blate_41077_900143_ch2_forward.ipynb", "41077", False),
+])
+def test_canvas_pattern_reads_canvas_real_names(name, student, late):
+    import re
+
+    from autograder.term.settings import PATTERNS
+    match = re.match(PATTERNS["canvas"], name)
+    assert match, name
+    assert match["student_id"] == student and bool(match["late"]) == late
+    assert match["file_id"].startswith(A)
+    # a name below a top-level entry is never a platform's entry
+    assert re.match(PATTERNS["canvas"], f"lovelace--ada_41000_900000_work/{name}") is None
+
+
+def test_zip_bomb_is_refused_before_extraction(tmp_path):
+    bomb = tmp_path / "download.zip"
+    zeros = bytes(1 << 20)
+    with zipfile.ZipFile(bomb, "w") as z:
+        with z.open(_entry(f"lovelace--ada_41000_900000_{A}.ipynb"), "w") as f:
+            for _ in range(400):                      # 400 MiB once extracted
+                f.write(zeros)
+    assert bomb.stat().st_size < 1 << 20              # a small download
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(bomb), env=env)
+    assert done.returncode != 0
+    assert "zip bomb, refused before extraction" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    written = [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in written) < 1 << 20, written   # nothing was extracted
+
+
+def test_collect_takes_only_what_the_platform_put_there(tmp_path):
+    import io
+    import stat
+    honest, marker = _notebook_bytes(), uuid_marker()
+    forged = honest.replace(b'"cells": [', b'"cells": [{"cell_type": "markdown", "metadata": {}, "source": "'
+                            + marker.encode() + b'"},', 1)
+    inner = io.BytesIO()                                # a zip a student uploaded: forges 41056, invents 49999
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr(_entry(f"silva--ines_41056_900999_{A}.ipynb", when=(2026, 10, 5, 23, 0, 0)), forged)
+        z.writestr(_entry(f"nobody_49999_1_{A}.ipynb"), forged)
+    outside = Path("/tmp") / f"abs-{marker}.ipynb"
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr(_entry(f"lovelace--ada_41000_900000_{A}.ipynb"), honest)
+        z.writestr(_entry(f"silva--ines_41056_900104_{A}.ipynb", when=(2026, 10, 3, 9, 0, 0)), honest)
+        z.writestr(_entry("lovelace--ada_41000_900000_work.zip"), inner.getvalue())
+        z.writestr(_entry("okafor--ben_41007_900013_run.sh", mode=stat.S_IFREG | 0o4755), b"#!/bin/sh\n")
+        z.writestr(_entry("martin--chloe_41014_900026_locked/", mode=stat.S_IFDIR | 0o000), b"")
+        z.writestr(_entry(f"martin--chloe_41014_900026_locked/{A}.ipynb", mode=stat.S_IFREG | 0o000), honest)
+        z.writestr(_entry(f"../patel--dev_41021_900039_{A}.ipynb"), forged)
+        z.writestr(_entry(str(outside)), forged)
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(download), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    submitted = tmp_path / "root" / "submitted"
+    assert sorted(p.name for p in submitted.iterdir()) == ["41000", "41056"], out
+    assert marker not in (submitted / "41056" / A / f"{A}.ipynb").read_text()       # not replaced
+    assert (submitted / "41056" / A / "timestamp.txt").read_text().startswith("2026-10-03 09:00")
+    assert "lovelace--ada_41000_900000_work.zip: not a notebook (.zip)" in out, out
+    assert "refused: a '..' in the path" in out and "refused: an absolute path" in out, out
+    assert not outside.exists() and not (tmp_path / "root" / "downloaded" / A / f"patel--dev_41021_900039_{A}.ipynb").exists()
+    assert not list(tmp_path.rglob("*41021*"))
+    extracted = tmp_path / "root" / "downloaded" / A / "extracted"
+    for path in [extracted, *extracted.rglob("*")]:     # the course's modes, not the zip's
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+    assert (extracted / "download" / "okafor--ben_41007_900013_run.sh").is_file()
+
+
+def uuid_marker() -> str:
+    import uuid
+    return f"FORGED-{uuid.uuid4().hex[:8]}"
+
+
+def test_unsafe_ids_are_refused_in_collect_and_roster(tmp_path):
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr(_entry(f"41000/{A}.ipynb"), _notebook_bytes())
+        z.writestr(_entry(f"*/{A}.ipynb"), _notebook_bytes())        # nbgrader reads ids as globs
+        z.writestr(_entry(f"a b;rm/{A}.ipynb"), _notebook_bytes())
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(download), "--lms", "plain", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "collected 1 submission(s)" in done.stdout, done.stdout
+    assert "student id '*' refused (letters, digits and . _ - @ only" in done.stdout, done.stdout
+    assert "student id 'a b;rm' refused" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "root" / "submitted").iterdir()) == ["41000"]
+    from autograder.term.roster import read_roster
+    for bad in ("*", "a\nb", "../x", "x" * 65, ".hidden"):
+        roster = tmp_path / "roster.csv"
+        with open(roster, "w", newline="") as f:
+            csv.writer(f).writerows([["id", "name", "email"], ["41000", "Ada", ""], [bad, "Eve", ""]])
+        with pytest.raises(SystemExit, match="refused"):
+            read_roster(roster)
+    assert [r["id"] for r in read_roster(_roster(tmp_path, "ada.l@uni-x.example"))] == ["41000", "ada.l@uni-x.example"]
+
+
+def _roster(tmp: Path, extra: str) -> Path:
+    path = tmp / "ok.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["id", "name", "email"], ["41000", "Ada", ""], [extra, "Eve", ""]])
+    return path
+
+
+def test_grade_refuses_a_submitted_folder_that_is_not_an_id(tmp_path):
+    root = tmp_path / "root"
+    for sid in ("*", "two\nlines", "41000"):
+        (root / "submitted" / sid / A).mkdir(parents=True)
+        (root / "submitted" / sid / A / f"{A}.ipynb").write_bytes(_notebook_bytes())
+    done = run_cli("grade", A, "--quiet", "--no-feedback", env={"BN_GRADER_ROOT": str(root)})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.split()}
+    for shown in ("*", "two\\nlines"):
+        assert "refused  REFUSED: submitted/" in lines[shown] and "is not a student id" in lines[shown], done.stdout
+        assert "could not autograde" not in lines[shown]
+    assert "41000" in lines and "REFUSED" not in lines["41000"]
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert sorted(s.id for s in gb.students) == ["41000"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["collect", A, "/nonexistent/x.zip"], "does not exist"),
     (["collect", A, __file__], "neither a folder nor a zip"),
