@@ -39,6 +39,15 @@ c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
 # Every page nbconvert renders from a submission (feedback, formgrader's views) is sanitized:
 # student markdown and outputs may hold raw HTML, scripts or javascript: links.
 c.HTMLExporter.sanitize_html = True
+# formgrader (`python -m autograder formgrader` sets BN_FORMGRADER and serves MathJax under
+# /static/mathjax/): its pages load the course's safe MathJax (grader/templates/bn_feedback),
+# not nbconvert's MathJax 2 from a CDN.
+if os.environ.get("BN_FORMGRADER"):
+    import nbgrader.server_extensions.formgrader as _formgrader
+    _templates = os.path.join(HERE, "grader", "templates")
+    c.HTMLExporter.extra_template_basedirs = [os.path.join(_templates, "formgrader"),
+                                              os.path.join(os.path.dirname(_formgrader.__file__), "templates")]
+    c.HTMLExporter.extra_template_paths = [_templates]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # ---- a term (autograder/term/; README "A term with this course") ----------------------------

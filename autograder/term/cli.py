@@ -130,10 +130,15 @@ def _formgrader(api, args) -> int:
     server's working directory (so the server runs in autograder/) and wants the course root
     inside the server's root."""
     import os
+
+    from autograder.grader.feedback import mathjax_wheel
     here = Path(__file__).resolve().parents[1]  # autograder/, where nbgrader_config.py is
     cmd = [sys.executable, "-m", "jupyter", "server", f"--ip={args.ip}", f"--port={args.port}",
            "--no-browser", f"--ServerApp.root_dir={Path(api.coursedir.root).resolve()}",
-           "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"]
+           "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}",
+           # the course's MathJax copy, at /static/mathjax/es5/ (nbgrader_config.py, BN_FORMGRADER)
+           f"--ServerApp.extra_static_paths=['{mathjax_wheel().parent.parent}']"]
+    os.environ["BN_FORMGRADER"] = "1"
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # Jupyter refuses root unless told; it listens on --ip only
     print(f"formgrader: http://{args.ip}:{args.port}/formgrader (the token is printed below; Ctrl-C stops it)",
