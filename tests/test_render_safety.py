@@ -42,9 +42,9 @@ AUDIT = """() => {
       if (['href', 'src', 'action', 'formaction', 'xlink:href'].includes(a.name) &&
           (v.startsWith('javascript:') || v.startsWith('data:text/html'))) found.push(el.tagName + ' ' + a.name + '=' + v.slice(0, 40));
     }
-    if (el.closest('mjx-container')) {
-      const pos = getComputedStyle(el).position;
-      if (pos === 'fixed' || pos === 'absolute' && el.offsetWidth > 300) found.push(el.tagName + ' position ' + pos);
+    if (el.closest('mjx-container') && !el.closest('mjx-assistive-mml')) {  // (MathJax's own, clipped)
+      const pos = getComputedStyle(el).position, box = el.getBoundingClientRect();
+      if (pos === 'fixed' || pos === 'absolute' && box.width * box.height > 200 * 200) found.push(el.tagName + ' position ' + pos);
       if (el.id && !el.id.startsWith('mjx-')) found.push(el.tagName + ' id=' + el.id);
     }
   }
