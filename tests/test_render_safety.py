@@ -33,9 +33,9 @@ VECTORS = [
 HONEST_MATH = r"$\hat{x}_i = \frac{x_i - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}$"
 
 # What in the rendered page could run script or hide the page: evaluated in the browser.
-AUDIT = """() => {
+AUDIT = """(scope) => {
   const found = [];
-  for (const el of document.querySelectorAll('*')) {
+  for (const el of document.querySelectorAll(scope)) {
     for (const a of el.attributes) {
       const v = (a.value || '').replace(/[\\s\\u0000-\\u001f]/g, '').toLowerCase();
       if (a.name.startsWith('on')) found.push(el.tagName + ' ' + a.name);
@@ -105,14 +105,14 @@ def _open_offline(browser, url: str):
     return page, outside
 
 
-def _audit(page, outside: list) -> None:
+def _audit(page, outside: list, scope: str = "*") -> None:
     assert outside == [], f"the page reached out: {outside[:3]}"
     html = page.content()
     assert "Click to see your grade" in html or "javascript" not in html  # the student text is there, as text
     rendered = page.locator("mjx-container").count()
     assert rendered >= 2 * (len(VECTORS) + 1) - 2, f"math rendered: {rendered}"   # markdown + answer
     assert page.locator("mjx-container mjx-mi, mjx-container mjx-c").count() > 10   # the honest math
-    found = page.evaluate(AUDIT)
+    found = page.evaluate(AUDIT, scope)
     assert found == [], found[:8]
     assert page.locator("[href^='javascript' i]").count() == 0
     for x in range(50, 1200, 150):      # a click anywhere runs nothing

@@ -392,6 +392,7 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     import time
     import urllib.request
 
+    import nbformat
     from test_site import CHROMIUM, FLAGS
     root, env, _ = term_class
     from nbgrader.api import Gradebook
@@ -400,6 +401,15 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     assert run_cli("export", A, "--no-feedback", env=env).returncode == 0
     before = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
     assert float(before) == AUTO
+
+    # the student's written answer as formgrader shows it carries TeX that would link and cover
+    # the page (issue 25): formgrader's MathJax is the course's safe copy, served locally
+    from test_render_safety import AUDIT, VECTORS
+    autograded = root / "autograded" / "41007" / A / f"{A}.ipynb"
+    nb = nbformat.read(autograded, as_version=4)
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "written_biased_variance")
+    answer.source += "\n\n" + "\n\n".join(VECTORS)
+    nbformat.write(nb, autograded)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -424,12 +434,32 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page()
+            outside, scripts = [], []
+
+            def route(r):  # nothing leaves the machine: a CDN request is recorded and refused
+                if r.request.url.startswith(base):
+                    if r.request.resource_type == "script":
+                        scripts.append(r.request.url.split("?")[0])
+                    r.continue_()
+                else:
+                    outside.append(r.request.url)
+                    r.abort()
+            page.route("**/*", route)
             page.goto(f"{base}/login?token={token}")          # Jupyter's login cookie
             with page.expect_response(lambda r: "/formgrader/api/grades" in r.url and r.ok, timeout=60000):
                 page.goto(f"{base}/formgrader/submissions/{notebook_id}/")
             box = page.locator("input.score#written_biased_variance")
             box.wait_for(timeout=60000)
             assert "Because batch normalization normalizes the batch" in page.content()
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60000)
+            page.evaluate("() => MathJax.startup.promise")
+            assert outside == [], f"formgrader's page reached out: {outside[:3]}"
+            assert f"{base}/static/mathjax/es5/tex-chtml.js" in scripts, scripts
+            assert "ui/safe" in page.evaluate("() => MathJax.config.loader.load.join(' ')")
+            assert page.locator("#notebook mjx-container").count() >= len(VECTORS)
+            assert page.evaluate(AUDIT, "#notebook *") == []
+            page.locator("#notebook mjx-container").first.dispatch_event("click")
+            assert page.evaluate("() => window.PWNED") is None
             with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"):
                 box.fill("2")
                 box.press("Tab")
