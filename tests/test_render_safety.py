@@ -144,3 +144,17 @@ def test_feedback_zip_renders_math_offline(graded, browser, tmp_path):
     page, outside = _open_offline(browser, page_path.as_uri())
     _audit(page, outside)
     page.close()
+
+
+def test_grade_report_runs_no_student_script(graded, browser):
+    """The report loads no MathJax and no script at all: student text in it is escaped text."""
+    report = graded / "grade_report.html"
+    assert "mallory" in report.read_text()
+    page = browser.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    assert page.locator("script").count() == 0
+    assert page.evaluate(AUDIT, "*") == []
+    assert [u for u in requests if not u.startswith(("file://", "data:"))] == []
+    page.close()
