@@ -74,6 +74,11 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
+# The ratio is judged only past this size: a few MiB of a notebook printing one line again and
+# again compresses 300 times and is no bomb; a bomb is one by what it expands to.
+RATIO_FROM = 8 << 20
+
+
 def check_download(source: Path, max_bytes: int, max_files: int, max_ratio: int) -> None:
     """Refuse a download past the bounds, from the zip's central directory (or the folder's
     listing), before anything is written. Raises :class:`DownloadRefused` with the reason."""
@@ -95,7 +100,7 @@ def check_download(source: Path, max_bytes: int, max_files: int, max_ratio: int)
         files, size = len(infos), sum(i.file_size for i in infos)
         packed = sum(i.compress_size for i in infos)
         for info in infos:
-            if info.file_size > 1 << 20 and info.file_size > max_ratio * max(info.compress_size, 1):
+            if info.file_size > RATIO_FROM and info.file_size > max_ratio * max(info.compress_size, 1):
                 raise DownloadRefused(
                     f"{safe_text(info.filename, newlines=False)[:120]} would expand {info.compress_size} bytes "
                     f"to {info.file_size} ({info.file_size // max(info.compress_size, 1)} times; at most "
@@ -105,7 +110,7 @@ def check_download(source: Path, max_bytes: int, max_files: int, max_ratio: int)
     if size > max_bytes:
         raise DownloadRefused(f"{size / 2**20:.0f} MiB once extracted (at most {max_bytes / 2**20:.0f} MiB, "
                               f"Term.max_download_bytes)")
-    if packed is not None and size > 1 << 20 and size > max_ratio * max(packed, 1):
+    if packed is not None and size > 8 * RATIO_FROM and size > max_ratio * max(packed, 1):
         raise DownloadRefused(f"{packed / 2**10:.0f} KiB would expand to {size / 2**20:.0f} MiB "
                               f"({size // max(packed, 1)} times; at most {max_ratio}): a zip bomb, "
                               f"refused before extraction")

@@ -42,9 +42,9 @@ class Term(Configurable):
     max_download_bytes = Integer(4 << 30, help="Most bytes a bulk download may hold, "
                                                "uncompressed").tag(config=True)
     max_download_files = Integer(20000, help="Most files a bulk download may hold").tag(config=True)
-    max_compression_ratio = Integer(100, help="Most a file of a bulk download (past 1 MiB) or the "
-                                              "whole download may expand over its compressed "
-                                              "size").tag(config=True)
+    max_compression_ratio = Integer(100, help="Most a file of a bulk download (past 8 MiB) or the "
+                                              "whole download (past 64 MiB) may expand over its "
+                                              "compressed size").tag(config=True)
 
     def regex(self, lms: str | None = None, pattern: str | None = None) -> str:
         return pattern or self.pattern or PATTERNS[lms or self.lms]
