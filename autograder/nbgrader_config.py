@@ -39,18 +39,6 @@ c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
 # Every page nbconvert renders from a submission (feedback, formgrader's views) is sanitized:
 # student markdown and outputs may hold raw HTML, scripts or javascript: links.
 c.HTMLExporter.sanitize_html = True
-# formgrader (`python -m autograder formgrader` sets BN_FORMGRADER and serves MathJax under
-# /static/mathjax/): its pages load the course's safe MathJax (grader/templates/bn_feedback),
-# not nbconvert's MathJax 2 from a CDN.
-# (The formgrader extension sets the exporter's template folders itself, after this file; the
-# search path is the one setting it leaves alone: nbconvert's own, with ours in front.)
-if os.environ.get("BN_FORMGRADER"):
-    import nbgrader.server_extensions.formgrader as _formgrader
-    from nbconvert.exporters import HTMLExporter as _HTMLExporter
-    _templates = os.path.join(HERE, "grader", "templates")
-    _stock = _HTMLExporter(template_name="formgrade", extra_template_basedirs=[
-        os.path.join(os.path.dirname(_formgrader.__file__), "templates")]).template_paths
-    c.HTMLExporter.template_paths = [os.path.join(_templates, "formgrader", "formgrade"), *_stock, _templates]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # ---- a term (autograder/term/; README "A term with this course") ----------------------------
