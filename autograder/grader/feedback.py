@@ -23,6 +23,27 @@ FEEDBACK_PER_STUDENT = 10.0
 FEEDBACK_MEMORY = 4 << 30          # address space of a feedback run
 
 
+MATHJAX_SRC = "../../_mathjax/"   # where a feedback page finds MathJax (templates/bn_feedback)
+
+
+def mathjax_wheel() -> Path:
+    """MathJax 3 from the django-static-mathjax wheel (static files only)."""
+    import mathjax as wheel
+    return Path(wheel.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def offline_mathjax() -> list[tuple[Path, str]]:
+    """(file, path in a zip) of what a feedback page needs to render its math with no network:
+    the TeX-to-CHTML component, the safe extension, the fonts, and the TeX extensions it may
+    autoload, less those the page refuses to load (html, unicode). About 2 MB."""
+    es5 = mathjax_wheel()
+    picked = [es5 / "tex-chtml.js", es5 / "ui" / "safe.js",
+              *sorted((es5 / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff")),
+              *sorted(p for p in (es5 / "input" / "tex" / "extensions").glob("*.js")
+                      if p.stem not in ("html", "unicode", "all-packages"))]
+    return [(p, "_mathjax/" + p.relative_to(es5).as_posix()) for p in picked]
+
+
 def write_feedback(config: Config, assignment: str, who: list[str], whole_class: bool) -> dict[str, str]:
     """nbgrader ``generate_feedback`` with the course's template, in a subprocess with a clock and
     a memory cap. One run for the class first; if it fails, one run per student, so a page that
@@ -72,9 +93,7 @@ def render_feedback(config: Config, assignment: str, students: list[str] | None)
     api = make_api(config)
     mathjax = Path(api.coursedir.root) / api.coursedir.feedback_directory / "_mathjax"
     if not (mathjax / "tex-chtml.js").exists():
-        import mathjax as mathjax_wheel  # django-static-mathjax: static files only
-        shutil.copytree(Path(mathjax_wheel.__file__).parent / "static" / "mathjax" / "es5", mathjax,
-                        dirs_exist_ok=True)
+        shutil.copytree(mathjax_wheel(), mathjax, dirs_exist_ok=True)
     from nbgrader.apps.api import capture_log
     from nbgrader.converters import GenerateFeedback
     from nbgrader.utils import temp_attrs

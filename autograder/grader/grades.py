@@ -16,7 +16,7 @@ class Row:
     assignment: str
     score: float = 0.0
     max_score: float = 0.0
-    status: str = "graded"             # graded | failed
+    status: str = "graded"             # graded | failed | refused (not a student id) | missing
     reason: str = ""                   # one line when something went wrong
     functions: dict = field(default_factory=dict)   # grade_id -> (passed, message)
     mistakes: list = field(default_factory=list)   # names of the known mistakes recognised
@@ -48,8 +48,8 @@ def cut(text: str, width: int) -> str:
 
 def score_text(row: Row | dict) -> str:
     get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
-    if get("status") == "missing":
-        return f"{'missing':>9}"
+    if get("status") in ("missing", "refused"):
+        return f"{get('status'):>9}"
     return f"{get('score'):>4g}/{get('max_score'):<4g}"
 
 

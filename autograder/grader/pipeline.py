@@ -34,6 +34,7 @@ from autograder.grader.config import load_config, make_api
 from autograder.grader.feedback import write_feedback
 from autograder.grader.grades import Row, write_csv
 from autograder.grader.plugins import RunStore, SandboxedJudge
+from autograder.grader.safety import refusal, safe_id
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -206,7 +207,7 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
             rows += mine
             if feedback:
                 failed = write_feedback(config, assignment,
-                                        [r.student for r in mine if r.status != "missing"],
+                                        [r.student for r in mine if r.status not in ("missing", "refused")],
                                         whole_class=students is None)
                 for r in mine:
                     if r.student in failed:
@@ -263,6 +264,10 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
     ensure_source_in_gradebook(api, assignment, store.run_dir.scratch(f"release-{assignment}"))
     notebooks = source_notebooks(api, assignment)
     who = [s for s in submitted_students(api, assignment) if students is None or s in students]
+    # -- ids: a submitted/ folder whose name is not a safe id is refused, never handed to nbgrader
+    refused = [Row(s, assignment, status="refused", reason=refusal(s)) for s in who if not safe_id(s)]
+    who = [s for s in who if safe_id(s)]
+    # -- end ids
     jobs = [(s, n) for s in who for n in notebooks]
     bar = Progress(len(who), f"grading {assignment}", progress)
     slots: queue.Queue[int] = queue.Queue()
@@ -285,7 +290,7 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
             slots.put(slot)
         store.put(store.key(nb, assignment, student, notebook), run)
 
-    rows = []
+    rows = refused
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {job: pool.submit(prepass, *job) for job in jobs}
         try:

@@ -38,12 +38,42 @@ def safe_text(text: object, *, newlines: bool = True) -> str:
     return text if newlines else text.replace("\n", "\\n").replace("\t", " ")
 
 
+# What starts a formula in Excel, LibreOffice or Google Sheets, full-width and small forms
+# included (spreadsheets fold them to ASCII on input).
+FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b\u2212"
+
+
 def csv_cell(value: object) -> str:
-    """A CSV field a spreadsheet shows as text: escaped, and never read as a formula."""
+    """A CSV field a spreadsheet shows as text: escaped, and never read as a formula.
+
+    The test is on the first character after any leading whitespace (a spreadsheet skips a tab,
+    a space or a no-break space before ``=``), and on the text as written, after escaping: a tab
+    that became a space still leads to the formula behind it."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     text = safe_text("" if value is None else value, newlines=False)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    first = text.lstrip()[:1]  # str.lstrip: every Unicode whitespace (NBSP, U+2000-200A, U+3000 ...)
+    return "'" + text if first and first in FORMULA_START else text
+
+
+# ---- student ids ------------------------------------------------------------------------------
+
+MAX_ID = 64
+_SAFE_ID = re.compile(r"[A-Za-z0-9@_][A-Za-z0-9._@-]{0,%d}\Z" % (MAX_ID - 1))
+SAFE_ID_RULE = f"letters, digits and . _ - @ only, not starting with . or -, at most {MAX_ID} characters"
+
+
+def safe_id(student: object) -> bool:
+    """Whether ``student`` may name a student: it becomes a folder name under ``submitted/``,
+    a path part in nbgrader's commands (which reads ``*`` and ``?`` as globs), a file name in
+    the LMS zips and a line of the table, so it is held to a small alphabet."""
+    return isinstance(student, str) and _SAFE_ID.match(student) is not None
+
+
+def refusal(student: str) -> str:
+    """The one line that says why a folder under ``submitted/`` is not graded."""
+    return (f"submitted/{safe_text(student, newlines=False)[:80]!r} is not a student id ({SAFE_ID_RULE}): "
+            f"not graded; rename the folder to the student's id")
 
 
 # ---- outputs copied from a student's run into the autograded notebook ------------------------

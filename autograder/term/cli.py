@@ -130,10 +130,19 @@ def _formgrader(api, args) -> int:
     server's working directory (so the server runs in autograder/) and wants the course root
     inside the server's root."""
     import os
+
+    from autograder.grader.feedback import TEMPLATES, mathjax_wheel
     here = Path(__file__).resolve().parents[1]  # autograder/, where nbgrader_config.py is
     cmd = [sys.executable, "-m", "jupyter", "server", f"--ip={args.ip}", f"--port={args.port}",
            "--no-browser", f"--ServerApp.root_dir={Path(api.coursedir.root).resolve()}",
-           "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"]
+           "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}",
+           # the course's MathJax copy, at /static/mathjax/es5/
+           f"--ServerApp.extra_static_paths=['{mathjax_wheel().parent.parent}']"]
+    # nbconvert looks for templates in JUPYTER_PATH first: the course's MathJax macro
+    # (grader/templates/nbconvert/templates/base/mathjax.html.j2) replaces nbconvert's, which
+    # loads MathJax 2 from a CDN, on every page this server renders.
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        [str(TEMPLATES), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # Jupyter refuses root unless told; it listens on --ip only
     print(f"formgrader: http://{args.ip}:{args.port}/formgrader (the token is printed below; Ctrl-C stops it)",

@@ -8,6 +8,11 @@ file's submission time from the platform's name or the archive's metadata (Canva
 marker included) into ``timestamp.txt``.  nbgrader keeps the newest of several submissions by one
 student; a student collected before is replaced only by a newer submission (the replaced copy is
 kept under ``downloaded/<a>/replaced/``).
+
+Only what the platform put in the download decides who and when: the pattern is matched from
+the top of each path, the course's extractor unpacks the download itself and nothing inside it,
+its bounds (size, files, compression ratio) are read from the zip's directory before anything
+is written, and student ids are held to a safe alphabet (``safety.safe_id``).
 """
 import datetime as dt
 import json
@@ -15,13 +20,15 @@ import logging
 import os
 import re
 import shutil
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.plugins import ExtractorPlugin, FileNameCollectorPlugin
-from traitlets import Dict, Unicode
+from traitlets import Dict, Integer, Unicode
 
+from autograder.grader.safety import SAFE_ID_RULE, safe_id, safe_text
 from autograder.term.roster import due_date
 from autograder.term.settings import Term, _utc
 
@@ -47,37 +54,145 @@ def _norm(text: str) -> str:
 
 
 
+class DownloadRefused(Exception):
+    """The bulk download is past a bound, or not one: nothing of it is extracted."""
+
+
+def _unsafe_name(name: str) -> str:
+    """Why an entry's name cannot be written below the extraction folder ('' when it can)."""
+    parts = re.split(r"[\\/]", name)
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+        return "an absolute path"
+    if ".." in parts:
+        return "a '..' in the path"
+    if "\0" in name or any(ord(ch) < 32 for ch in name):
+        return "a control character in the name"
+    return ""
+
+
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+# The ratio is judged only past this size: a few MiB of a notebook printing one line again and
+# again compresses 300 times and is no bomb; a bomb is one by what it expands to.
+RATIO_FROM = 8 << 20
+
+
+def check_download(source: Path, max_bytes: int, max_files: int, max_ratio: int) -> None:
+    """Refuse a download past the bounds, from the zip's central directory (or the folder's
+    listing), before anything is written. Raises :class:`DownloadRefused` with the reason."""
+    if source.is_dir():
+        files = size = 0
+        for root, _, names in os.walk(source):
+            for name in names:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    files += 1
+                    size += os.lstat(path).st_size
+        packed = None
+    else:
+        try:
+            with zipfile.ZipFile(source) as zf:
+                infos = [i for i in zf.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DownloadRefused(f"cannot read the zip's directory: {exc}") from None
+        files, size = len(infos), sum(i.file_size for i in infos)
+        packed = sum(i.compress_size for i in infos)
+        for info in infos:
+            if info.file_size > RATIO_FROM and info.file_size > max_ratio * max(info.compress_size, 1):
+                raise DownloadRefused(
+                    f"{safe_text(info.filename, newlines=False)[:120]} would expand {info.compress_size} bytes "
+                    f"to {info.file_size} ({info.file_size // max(info.compress_size, 1)} times; at most "
+                    f"{max_ratio}): a zip bomb, refused before extraction")
+    if files > max_files:
+        raise DownloadRefused(f"{files} files (at most {max_files}, Term.max_download_files)")
+    if size > max_bytes:
+        raise DownloadRefused(f"{size / 2**20:.0f} MiB once extracted (at most {max_bytes / 2**20:.0f} MiB, "
+                              f"Term.max_download_bytes)")
+    if packed is not None and size > 8 * RATIO_FROM and size > max_ratio * max(packed, 1):
+        raise DownloadRefused(f"{packed / 2**10:.0f} KiB would expand to {size / 2**20:.0f} MiB "
+                              f"({size // max(packed, 1)} times; at most {max_ratio}): a zip bomb, "
+                              f"refused before extraction")
+
+
 class CourseExtractor(ExtractorPlugin):
-    """nbgrader's extractor, keeping each file's time from the archive (or the folder) as its
-    modification time: the collector reads the submission time from it."""
+    """Extracts the bulk download itself and nothing inside it: an archive a student uploaded
+    stays a file (never unpacked into the class), names with ``..`` or an absolute path and
+    links are refused, modes are the course's own (0644 files, 0755 folders: no setuid bit, no
+    folder nobody can enter), each file's time is the platform's (the zip entry's, or the
+    folder's file's), and every file is bounded as it is written, whatever its header says."""
 
     archive_timezone = Unicode("UTC").tag(config=True)
+    max_bytes = Integer(4 << 30).tag(config=True)
+    max_files = Integer(20000).tag(config=True)
+    max_ratio = Integer(100).tag(config=True)
 
     def extract(self, archive_path, extracted_path):
-        super().extract(archive_path, extracted_path)
         from dateutil import tz
         zone = tz.gettz(self.archive_timezone) or tz.UTC
-        for root, _, files in os.walk(archive_path):
-            rel = os.path.relpath(root, archive_path)
-            for name in files:
-                src = os.path.join(root, name)
-                stem, ext = os.path.splitext(name)
-                if ext not in self.zip_ext:
-                    dest = os.path.normpath(os.path.join(extracted_path, rel, name))
-                    if os.path.exists(dest):
-                        st = os.stat(src)
-                        os.utime(dest, (st.st_atime, st.st_mtime))
+        refused = getattr(getattr(self, "parent", None), "report", None)
+        refused = refused.unmatched if refused is not None else []
+        for entry in sorted(os.listdir(archive_path)):  # one: the download, as collect() copied it
+            src = Path(archive_path) / entry
+            check_download(src, self.max_bytes, self.max_files, self.max_ratio)
+            if src.is_dir():
+                self._copy_folder(src, Path(extracted_path) / entry, refused)
+            else:
+                self._unzip(src, Path(extracted_path) / src.stem, zone, refused)
+
+    def _unzip(self, src: Path, dest: Path, zone, refused: list) -> None:
+        budget = self.max_bytes
+        with zipfile.ZipFile(src) as zf:
+            for info in zf.infolist():
+                name = info.filename
+                why = _unsafe_name(name) or ("a link, not a file" if _is_link(info) else "")
+                if why:
+                    refused.append((safe_text(name, newlines=False)[:200], f"refused: {why}"))
+                    continue
+                target = dest.joinpath(*[p for p in re.split(r"[\\/]", name) if p not in ("", ".")])
+                if info.is_dir():
+                    _mkdirs(target, dest)
                     continue
                 try:
-                    with zipfile.ZipFile(src) as zf:
-                        for info in zf.infolist():
-                            dest = os.path.normpath(os.path.join(extracted_path, rel, stem, info.filename))
-                            if info.is_dir() or not os.path.isfile(dest):
-                                continue
-                            when = dt.datetime(*info.date_time, tzinfo=zone).timestamp()
-                            os.utime(dest, (when, when))
-                except zipfile.BadZipFile:
-                    pass
+                    _mkdirs(target.parent, dest)
+                    with zf.open(info) as fin, open(target, "wb") as fout:
+                        os.fchmod(fout.fileno(), 0o644)
+                        while chunk := fin.read(1 << 20):
+                            budget -= len(chunk)
+                            if budget < 0:
+                                raise DownloadRefused(f"more than {self.max_bytes} bytes once extracted")
+                            fout.write(chunk)
+                except (OSError, zipfile.BadZipFile) as exc:  # e.g. a file and a folder of one name
+                    refused.append((safe_text(name, newlines=False)[:200],
+                                    f"refused: cannot be extracted ({type(exc).__name__})"))
+                    continue
+                when = dt.datetime(*info.date_time, tzinfo=zone).timestamp()
+                os.utime(target, (when, when))
+
+    def _copy_folder(self, src: Path, dest: Path, refused: list) -> None:
+        for root, _, names in os.walk(src):
+            rel = Path(root).relative_to(src)
+            _mkdirs(dest / rel, dest)
+            for name in names:
+                path = Path(root) / name
+                if path.is_symlink() or not path.is_file():
+                    refused.append((str(rel / name), "refused: a link or special file, not a file"))
+                    continue
+                target = dest / rel / name
+                shutil.copyfile(path, target)
+                target.chmod(0o644)
+                st = path.stat()
+                os.utime(target, (st.st_atime, st.st_mtime))
+
+
+def _mkdirs(path: Path, top: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    while True:  # each folder made here: 0755, whatever was asked
+        path.chmod(0o755)
+        if path == top or top not in path.parents:
+            break
+        path = path.parent
 
 
 class CourseCollector(FileNameCollectorPlugin):
@@ -109,10 +224,12 @@ class CourseCollector(FileNameCollectorPlugin):
         parts = rel.split("/")
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
             return "hidden or system file"
-        match = re.search(self.named_regexp, rel)
+        match = re.match(self.named_regexp, rel)  # from the download's top level only
         if not match or not match.groupdict().get("student_id") or not match.groupdict().get("file_id"):
             return f"name does not fit the {self.lms} pattern"
         info = {k: v for k, v in match.groupdict().items() if v is not None}
+        if not safe_id(info["student_id"]):
+            return f"student id {safe_text(info['student_id'], newlines=False)[:80]!r} refused ({SAFE_ID_RULE})"
         stem, ext = os.path.splitext(info["file_id"])
         if ext.lower() != ".ipynb":
             return f"not a notebook ({ext or 'no extension'})"
@@ -211,6 +328,10 @@ def collect(api, assignment: str, source: Path, lms: str | None = None, pattern:
         re.compile(regex)
     except re.error as exc:
         raise SystemExit(f"error: --pattern is not a regular expression: {exc}") from None
+    try:  # from the zip's central directory, before anything is written
+        check_download(source, term.max_download_bytes, term.max_download_files, term.max_compression_ratio)
+    except DownloadRefused as exc:
+        raise SystemExit(f"error: {source.name}: refused: {exc}") from None
     root = Path(api.coursedir.root)
     work = root / "downloaded" / assignment
     archive = work / "archive"
@@ -235,6 +356,9 @@ def collect(api, assignment: str, source: Path, lms: str | None = None, pattern:
     cfg.CourseCollector.notebooks = notebooks
     cfg.CourseCollector.due = str(due_date(api, assignment, term) or "")
     cfg.CourseExtractor.archive_timezone = term.archive_timezone
+    cfg.CourseExtractor.max_bytes = term.max_download_bytes
+    cfg.CourseExtractor.max_files = term.max_download_files
+    cfg.CourseExtractor.max_ratio = term.max_compression_ratio
     App = _zip_collect_app()
     report = CollectReport()
     with temp_attrs(api.coursedir, assignment_id=assignment):

@@ -9,7 +9,8 @@
 * ``moodle_grades.csv``: a Moodle "Import grades from CSV" file (identify users by email address
   or ID number; one grade and one feedback column per assignment);
 * ``feedback/<assignment>/<student id>.zip``: each student's feedback page, named by the id the
-  platform uses, and ``feedback/<assignment>_<lms>_upload.zip`` holding every student's feedback
+  platform uses, with the MathJax it needs beside it (``_mathjax/``: the math renders offline),
+  and ``feedback/<assignment>_<lms>_upload.zip`` holding every student's feedback
   named the way the platform's bulk upload matches it (Moodle: ``<Full Name>_<id>_assignsubmission_file_``
   folders; Canvas: ``<name>_<id>_<submission>_`` prefixes as in its download).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from autograder.grader.feedback import MATHJAX_SRC, offline_mathjax
 from autograder.grader.grades import write_csv
 from autograder.term.collect import collected_names
 from autograder.term.grading import write_grades_csv
@@ -106,8 +108,11 @@ def _pack_feedback(api, assignment: str, students: list[str], lms: str, out: Pat
             if not pages:
                 continue
             with zipfile.ZipFile(per_student / f"{_safe(sid)}.zip", "w", zipfile.ZIP_DEFLATED) as z:
-                for page in pages:
-                    z.write(page, f"{assignment}_feedback_{page.name}")
+                for page in pages:  # beside its own MathJax: the math renders offline, from the zip
+                    z.writestr(f"{assignment}_feedback_{page.name}",
+                               page.read_text().replace(f'src="{MATHJAX_SRC}', 'src="_mathjax/'))
+                for path, name in offline_mathjax():
+                    z.write(path, name)
             known = names.get(sid, {})
             person = people.get(sid)
             display = known.get("name") or (" ".join(x for x in (person.first_name, person.last_name) if x)

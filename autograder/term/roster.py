@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+from autograder.grader.safety import SAFE_ID_RULE, safe_id, safe_text
 from autograder.term.settings import Term, _utc
 
 
@@ -22,8 +23,9 @@ def read_roster(path: Path) -> list[dict]:
     out, seen = [], set()
     for n, row in enumerate(rows, start=2):
         sid = (row.get("id") or "").strip()
-        if not sid or "/" in sid or sid.startswith("."):
-            raise SystemExit(f"error: roster {path} line {n}: bad student id {sid!r}")
+        if not safe_id(sid):
+            raise SystemExit(f"error: roster {path} line {n}: student id "
+                             f"{safe_text(sid, newlines=False)[:80]!r} refused ({SAFE_ID_RULE})")
         if sid in seen:
             raise SystemExit(f"error: roster {path} line {n}: student id {sid!r} twice")
         seen.add(sid)

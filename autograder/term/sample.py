@@ -3,7 +3,7 @@
 Writes ``OUT/roster.csv`` (id, name, email) and ``OUT/<A>_<lms>.zip``, a bulk download as the
 platform makes it: ``students`` students on the roster, two of whom hand nothing in; the others'
 notebooks (honest ones and the assignment's planted bugs, written answers filled in), of which
-three are late (Canvas marks them ``LATE``), two renamed by a browser or the platform
+three are late (Canvas marks them ``-late``), two renamed by a browser or the platform
 (``<a> (1).ipynb``, ``<a>-1.ipynb``), one student submitted twice (the newer one counts), plus
 stray files (a PDF, ``.DS_Store``, ``__MACOSX/``, a notebook of another assignment).  Names,
 ids and times are fixed: the class is the same every time.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -63,9 +64,12 @@ def _notebooks(assignment: str, release: Path, solution: Path, n: int) -> list:
 
 
 def _name(student: dict, lms: str, filename: str, late: bool) -> str:
-    if lms == "canvas":
-        squashed = "".join(ch for ch in student["name"].lower() if ch.isalpha())
-        return f"{squashed}_{'LATE_' if late else ''}{student['id']}_{student['submission']}_{filename}"
+    if lms == "canvas":  # as Canvas's zipper names it: see autograder.term.settings.PATTERNS
+        first, _, last = student["name"].rpartition(" ")
+        sortable = re.sub(r"_(\d+)_", r"-\1-", f"{last}, {first}" if first else last)
+        user = sortable + (" LATE_" if late else "_") + student["id"]
+        user = re.sub(r"[^-A-Za-z0-9_]", "-", user.replace(" ", "-")).lower()
+        return f"{user}_{student['submission']}_{filename}"
     if lms == "moodle":
         return f"{student['name']}_{student['id']}_assignsubmission_file_{filename}"
     return f"{student['id']}/{filename}"
