@@ -8,10 +8,11 @@ The check forks; the child asks the grader for each case's inputs when that case
 * a call stuck where no signal reaches it (C code, a blocked signal) costs its own function only:
   the child is killed, its remaining cases are recorded as stopped, and the notebook goes on;
 * whatever the function printed, stored or changed while it ran on the grader's (hidden) inputs
-  dies with the child: later cells never see a hidden input.
+  dies with the child; the grader serves a case only to a child of the notebook's process, once,
+  and shows no output of a cell that ran after the first case left it.
 
-Where no process can be started (the sandbox's process limit is used up), the cases run in this
-process as before.
+Where no process can be started (the sandbox's process limit is used up), the cases are asked
+for from this process, and the grader refuses them: the function is not graded.
 """
 from __future__ import annotations
 
@@ -44,9 +45,15 @@ def _save(record_dir: str, function: str, k: int, result: Result, spec: Function
 
 
 def _run_cases(function: str, fn, spec: FunctionSpec, names, record_dir: str) -> None:
+    try:
+        conn = recording.connect_inputs()
+    except Exception:
+        conn = None
     for k, _ in enumerate(names):
         try:
-            inputs = recording.case_input(function, k)
+            if conn is None:
+                raise recording.BadRecording("no connection to the grader")
+            inputs = recording.case_input(conn, function, k)
         except Exception as exc:
             result = Result("error", error=f"the grader could not hand over this case's inputs "
                                            f"({type(exc).__name__})")
@@ -94,6 +101,9 @@ def record(function: str, fn, record_dir: str) -> None:
         wanted = json.load(f).get(function)
     if wanted is None:
         print(f"(no recording requested for {function})")
+        return
+    if recording.GRADED_CELLS and recording.CURRENT_CELL[0] not in recording.GRADED_CELLS:
+        print(f"(not recorded: only the notebook's graded check cell records {function})")
         return
     spec = FunctionSpec(**wanted["spec"])
     names = list(wanted["cases"])

@@ -88,7 +88,15 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
     oom = 0
     while True:
         left = max(deadline - time.monotonic(), 1.0)
-        server = _InputServer(request)
+        snapshot: list = []
+
+        def take_snapshot(into=snapshot):  # before the first hidden input leaves: what was shown so far
+            try:
+                into.append(reader.read("result/executed.ipynb", 32 << 20))
+            except Exception:
+                into.append(b"")
+        server = _InputServer(request, run_dir.scratch("inputs") / f"{Path(root).name}-{len(skip)}",
+                              take_snapshot)
         clocks = [str(limits.cell_seconds), f"{left:.3f}", ",".join(map(str, skip))]
         if mode == "none":
             cmd = [sys.executable, "-m", "autograder.student.runner", root, *clocks]
@@ -98,7 +106,7 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             preexec, cgroup = os.setsid, None
         else:
             cmd = (_enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot, limits.tmp_bytes,
-                                                   server.env())
+                                                   server.env("/grader"), server.folder)
                    + [sandbox_python(), "-m", "autograder.student.runner", "/job", *clocks])
             cgroup = None
             if plan.cgroup is not None:
@@ -112,9 +120,7 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
         try:
             with open(err_path, "wb") as log:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=log, env=env, preexec_fn=preexec,
-                                        pass_fds=server.child_fds)
-                server.started_child()
+                                        stderr=log, env=env, preexec_fn=preexec)
                 server.start()
                 killed, stuck = _watch(proc, reader, limits, time.monotonic() + left + GRACE)
         finally:
@@ -128,12 +134,15 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        if stuck is not None and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
+        served = bool(server.served)
+        if stuck is not None and not served and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
             skip.append(stuck)
             notes.append(killed)
             continue
         break
     status, reason, executed = _read_status(reader, killed, err)
+    if served:  # nothing the notebook wrote after a hidden input left the grader is shown
+        executed = _before_inputs(snapshot[0] if snapshot else b"", executed)
     if oom and status in ("killed", "runner-died"):
         status, reason = "out-of-memory", (f"the notebook used more than its "
                                            f"{plan.total / (1 << 30):g} GiB of memory and was stopped")
@@ -147,6 +156,30 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             status = "cell-timeout"
     results = read_results(reader, manifest)
     return RunResult(status, reason[:300], executed, results, time.monotonic() - start)
+
+
+AFTER_INPUTS = ("[the grader does not show this cell's output: the cell ran after a check had "
+                "been handed its hidden inputs]\n")
+
+
+def _before_inputs(snapshot: bytes, final):
+    """The executed notebook as it was before the first hidden input was served; a cell that
+    ran after that shows a note instead of its outputs (the final copy, untrusted, only says
+    which cells ran)."""
+    try:
+        nb = nbformat.reads(snapshot.decode(), as_version=4)
+    except Exception:
+        return None
+    try:
+        ran = [c.get("execution_count") is not None or bool(c.get("outputs")) for c in final.cells]
+    except Exception:
+        ran = []
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code" or cell.get("execution_count") is not None or cell.get("outputs"):
+            continue
+        if index < len(ran) and ran[index]:
+            cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=AFTER_INPUTS)]
+    return nb
 
 
 GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
