@@ -415,16 +415,28 @@ class SanitizeMarkdown(NbGraderPreprocessor):
         return nb, resources
 
 
+class DigestSubmission(NbGraderPreprocessor):
+    """First of the sanitize steps: the digest of the whole submission as handed in, before any
+    output or cell is cleared or restored, kept in the notebook's metadata for the submission's
+    key (``autograder.grader.keys``)."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        from autograder.grader.keys import DIGEST, submission_digest
+        nb.metadata[DIGEST] = submission_digest(nb)
+        return nb, resources
+
+
 def sanitize_preprocessors() -> list[type]:
-    """nbgrader's sanitize step, with the two editor-accident repairs above."""
+    """nbgrader's sanitize step, with the two editor-accident repairs above, after the digest
+    that keys the submission's hidden cases."""
     from nbgrader.preprocessors import (
         CheckCellMetadata,
         ClearOutput,
         OverwriteCells,
         OverwriteKernelspec,
     )
-    return [ClearOutput, DropDuplicateIds, OverwriteKernelspec, RestoreCheckCells, OverwriteCells,
-            CheckCellMetadata]
+    return [DigestSubmission, ClearOutput, DropDuplicateIds, OverwriteKernelspec, RestoreCheckCells,
+            OverwriteCells, CheckCellMetadata]
 
 
 AUTOGRADE_PREPROCESSORS = [

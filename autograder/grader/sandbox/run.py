@@ -140,7 +140,7 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             notes.append(killed)
             continue
         break
-    status, reason, executed = _read_status(reader, killed, err)
+    status, reason, executed = _read_status(reader, killed, err, served)
     if served:  # nothing the notebook wrote after a hidden input left the grader is shown
         executed = _before_inputs(snapshot[0] if snapshot else b"", executed)
     if oom and status in ("killed", "runner-died"):
@@ -160,6 +160,24 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
 
 AFTER_INPUTS = ("[the grader does not show this cell's output: the cell ran after a check had "
                 "been handed its hidden inputs]\n")
+
+
+_RUNNER_STATUSES = ("ok", "cell-timeout", "notebook-timeout", "unreadable")
+
+
+def _plain_status(status: str, reason: str) -> tuple[str, str]:
+    """After a hidden input was served, the runner's own words (status.json) may carry it: keep
+    a known status and only the numbers of the grader's own sentences."""
+    import re
+    if status not in _RUNNER_STATUSES:
+        return "runner-died", "the notebook's run reported a status the grader does not know"
+    cells = re.findall(r"\bcell (\d{1,4})\b", reason)
+    seconds = re.findall(r"its (\d{1,5}(?:\.\d{1,3})?) s\b", reason)
+    cell, limit = (cells[0] if cells else "?"), (seconds[0] if seconds else "?")
+    return status, {"ok": "", "unreadable": "the grader could not read the notebook",
+                    "cell-timeout": f"cell {cell} ran past its {limit} s limit and was stopped",
+                    "notebook-timeout": f"stopped before cell {cell}: the notebook ran out of its "
+                                        f"{limit} s"}[status]
 
 
 def _before_inputs(snapshot: bytes, final):
@@ -232,7 +250,7 @@ LINGERING = ("every cell had run, but a thread or process the notebook started k
              "ending; it was stopped")
 
 
-def _read_status(reader: JobReader, killed: str, err: bytes):
+def _read_status(reader: JobReader, killed: str, err: bytes, served: bool = False):
     executed = None
     try:
         executed = nbformat.reads(reader.read("result/executed.ipynb", 32 << 20).decode(), as_version=4)
@@ -243,8 +261,10 @@ def _read_status(reader: JobReader, killed: str, err: bytes):
     try:
         status = reader.read_json("result/status.json", 4096)
         code, reason = str(status.get("status", "unknown"))[:40], str(status.get("reason", ""))[:300]
+        if served:
+            code, reason = _plain_status(code, reason)
     except Exception:
-        tail = (err or b"").decode(errors="replace").strip().splitlines()
+        tail = (err or b"").decode(errors="replace").strip().splitlines() if not served else []
         hint = f" ({tail[-1][:200]})" if tail else ""
         return ("runner-died",
                 "the notebook's run ended before it could report (did the code kill its parent "
