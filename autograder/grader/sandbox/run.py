@@ -67,11 +67,11 @@ def run_notebook(nb: NotebookNode, request: dict, run_dir: RunDir, *, mode: str,
 MAX_RESUMES = 3
 
 
-def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+def _prepare(root: str, nb, manifest: dict, mode: str, slot: int) -> None:
+    """The job folder as a run starts: the manifest and the notebook, owned by the student's uid."""
     from autograder.grader.safety import without_excess
     record = os.path.join(root, "record")
     os.makedirs(record)
-    manifest = {f: entry for f, (entry, _) in request.items()}
     with open(recording.manifest_path(record), "w") as f:
         json.dump(manifest, f)
     nbformat.write(without_excess(nb), os.path.join(root, "notebook.ipynb"))
@@ -80,6 +80,22 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
         for dirpath, dirs, files in os.walk(root):
             for name in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
                 os.chown(name, uid, uid)
+
+
+def _wipe(root: str) -> None:
+    """Empty the job folder whatever the run left (modes, depth; rm never follows a symlink)."""
+    entries = [os.path.join(root, n) for n in os.listdir(root)]
+    folders = [e for e in entries if not os.path.islink(e) and os.path.isdir(e)]  # never a link's target
+    if folders:
+        subprocess.run(["chmod", "-R", "u+rwX", "--", *folders], capture_output=True)
+    if entries:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", *entries], capture_output=True)
+
+
+def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+    record = os.path.join(root, "record")
+    manifest = {f: entry for f, (entry, _) in request.items()}
+    _prepare(root, nb, manifest, mode, slot)
     plan = memory_plan(limits) if mode != "none" else None
     reader = JobReader(root)
     deadline = start + limits.notebook_seconds
@@ -135,9 +151,12 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
         except (ProcessLookupError, PermissionError):
             pass
         served = bool(server.served)
-        if stuck is not None and not served and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
+        if stuck is not None and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
             skip.append(stuck)
             notes.append(killed)
+            if served:  # what that run left in the job folder may hold hidden inputs: a fresh one
+                _wipe(root)
+                _prepare(root, nb, manifest, mode, slot)
             continue
         break
     status, reason, executed = _read_status(reader, killed, err, served)
