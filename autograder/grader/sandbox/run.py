@@ -58,10 +58,11 @@ def run_notebook(nb: NotebookNode, request: dict, run_dir: RunDir, *, mode: str,
     except SandboxUnavailable:
         raise
     except Exception as exc:
-        why = "it does not fit the grader's space for one notebook" if getattr(exc, "errno", None) == 28 \
-            else f"{type(exc).__name__}: {exc}"
-        return RunResult("failed", f"the grader could not run this notebook: {why}"[:300], None, {},
-                         time.monotonic() - start)
+        if getattr(exc, "errno", None) == 28:  # the notebook filled its job folder
+            return RunResult("failed", "the grader could not run this notebook: it does not fit the "
+                                       "grader's space for one notebook", None, {}, time.monotonic() - start)
+        return RunResult("grader-error", f"the grader could not run this notebook: {type(exc).__name__}: "
+                                         f"{exc}"[:300], None, {}, time.monotonic() - start)
 
 
 MAX_RESUMES = 3
