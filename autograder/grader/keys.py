@@ -53,7 +53,7 @@ def course_secret(root: str | Path) -> bytes:
 DIGEST = "bn_submission_digest"   # notebook metadata field the first sanitize step writes
 
 
-def submission_digest(nb) -> str:
+def submission_digest(nb: NotebookNode) -> str:
     """sha256 of the whole notebook as JSON (keys sorted), but for the digest field itself."""
     meta = {k: v for k, v in dict(nb.get("metadata", {})).items() if k != DIGEST}
     whole = {**dict(nb), "metadata": meta}

@@ -33,6 +33,8 @@ from traitlets import Enum, Float, Instance, Integer
 from autograder.grader import sandbox as sb
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from nbformat import NotebookNode
 
 # Output types shown in feedback; anything else a student's code produced (HTML, JavaScript)
@@ -73,7 +75,7 @@ class RunStore:
         return self
 
     @contextlib.contextmanager
-    def slot(self):
+    def slot(self) -> Iterator[int]:
         """A sandbox slot no other run holds, for as long as the block runs."""
         k = self.slots.get()
         try:
