@@ -46,8 +46,8 @@ class GraderError(RuntimeError):
     error" for the instructor, never scored."""
 
 
-# Tests make the judge fail for one student ("student" always, "student:once" the first time
-# only), to show that a grader failure is retried and never becomes a 0.
+# Tests make the judge fail for some students ("a,b:once": always for a, the first time only for
+# b), to show that a grader failure is retried and never becomes a 0.
 FAULT_ENV = "BN_GRADER_TEST_FAULT"
 ATTEMPTS = 2
 
@@ -85,12 +85,10 @@ class RunStore:
 
     def injected_fault(self, student: str) -> bool:
         """A test's injected grader failure for ``student`` (see FAULT_ENV)."""
-        wanted = os.environ.get(FAULT_ENV, "")
-        if not wanted:
+        wanted = dict(item.partition(":")[::2] for item in os.environ.get(FAULT_ENV, "").split(",") if item)
+        if student not in wanted:
             return False
-        name, _, once = wanted.partition(":")
-        if name != student:
-            return False
+        once = wanted[student] == "once"
         with self._lock:
             if once and student in self._faults:
                 return False
