@@ -92,6 +92,22 @@ def drop_cell(grade_id):
     return make
 
 
+def _landlock_abi() -> int:
+    """The Landlock ABI a recorder child gets here (0: none)."""
+    import tempfile
+
+    from autograder.student import recorder
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            code = recorder._landlock(tempfile.gettempdir())
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+LANDLOCK_ABI = _landlock_abi()
 POINTS = graded_points(A)
 AUTO = sum(graded_points(A, "code").values())   # what the judge grades
 # These submissions attack around the first two checks; scores are compared on those two.
@@ -151,7 +167,7 @@ CASES = [
     Hostile("fork-storm", after(FWD, "import os, time\nfor _ in range(5000):\n    try:\n"
                                      "        pid = os.fork()\n    except OSError:\n        break\n"
                                      "    if pid == 0:\n        time.sleep(20)\n        os._exit(0)"),
-            FULL),
+            NO_SPATIAL, "no process could be started for this check"),
     Hostile("allocates-50GB", after(FWD, "big = np.ones(50 * 2**30 // 8)"), FULL),
     Hostile("prints-1GB", after(FWD, "for _ in range(1024):\n    print('x' * (1 << 20))"), FULL),
     Hostile("writes-outside-tmp", after(FWD, "\n".join(
@@ -472,7 +488,8 @@ BATCH = [
         "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    CALLS.append(1)\n"
         "    if len(CALLS) == 3:\n        os.kill(os.getppid(), signal.SIGKILL)\n        os.kill(os.getpid(), signal.SIGKILL)\n"
         "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None"),
-        NOTHING, "2 of "),
+        # Where Landlock scopes signals (Linux 6.12+), the recorder child may not kill the notebook.
+        *((NO_FORWARD, "PermissionError") if LANDLOCK_ABI >= 6 else (NOTHING, "2 of "))),
     # item 3: hidden inputs are on no disk before their case, and nothing of them survives it
     Hostile("looks-for-hidden-inputs", after("setup", "import os\nfound = [f for d, _, fs in os.walk('/job') "
                                                        "for f in fs if 'inputs' in d or f.startswith('input')]\n"

@@ -11,8 +11,8 @@ The check forks; the child asks the grader for each case's inputs when that case
   dies with the child; the grader serves a case only to a child of the notebook's process, once,
   and shows no output of a cell that ran after the first case left it.
 
-Where no process can be started (the sandbox's process limit is used up), the cases are asked
-for from this process, and the grader refuses them: the function is not graded.
+Where no process can be started (the notebook's own processes hold the sandbox's process limit)
+for half the time left, the function is not graded: the grader serves no case to this process.
 """
 from __future__ import annotations
 
@@ -193,13 +193,21 @@ def record(function: str, fn, record_dir: str) -> None:
     names = list(wanted["cases"])
     os.makedirs(os.path.dirname(recording.output_stem(record_dir, function, 0)), exist_ok=True)
     seconds = _time_left()
-    try:
-        pid = _fork()
-    except OSError:
-        pid = None
-    if pid is None:  # no process to spare: in this process, as before
-        _run_cases(function, fn, spec, names, record_dir)
-        print(f"recorded {function}")
+    pid, start = None, _monotonic()
+    while pid is None:
+        try:
+            pid = _fork()
+        except OSError:  # the notebook's own processes hold every slot: wait for one, a while
+            if _monotonic() - start > seconds / 2:
+                break
+            time.sleep(0.1)
+    seconds -= _monotonic() - start
+    if pid is None:  # the grader serves no case to this process: the function is not graded
+        why = ("no process could be started for this check: the notebook's own processes used up "
+               "the sandbox's process limit")
+        for k in range(len(names)):
+            recording.save(recording.output_stem(record_dir, function, k), (), {"status": "error", "error": why})
+        print(f"not recorded: {function}")
         return
     if pid == 0:
         try:
