@@ -650,6 +650,8 @@ def test_output_flood_is_bounded(hostile_class):
 def test_nothing_is_left_in_the_temp_folder(hostile_class):
     tmpdir = Path(hostile_class["grader"].env["TMPDIR"])
     assert _scratch(tmpdir) == []
+    # torch's caches (torchinductor_<user>, triton) went in the grader's own folder, and with it
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith(("torchinductor", "triton"))]
 
 
 class _Active(html.parser.HTMLParser):
