@@ -15,11 +15,17 @@ import os
 def _private_torch_caches() -> None:
     """Importing torch._dynamo (``use_deterministic_algorithms`` below does) creates its cache
     folder, ``$TMPDIR/torchinductor_<user>``, and nothing removes it. Unless the caller chose a
-    folder, torch's caches go in one of this process's own, removed when it exits; it carries the
+    folder this process may write, torch's caches go in one of this process's own, removed when it exits; it carries the
     grader's scratch prefix and lock (``bn-grader-*/lock``), so if the process is killed the next
     grading run sweeps it."""
-    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        return
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen:  # an inherited choice holds only where this process may write (not another user's)
+        existing = chosen
+        while existing and not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if existing and os.access(existing, os.W_OK | os.X_OK):
+            return
+        os.environ.pop("TRITON_CACHE_DIR", None)
     import atexit
     import fcntl
     import shutil
