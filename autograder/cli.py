@@ -37,7 +37,9 @@ def _table(rows) -> str:
     w = max([len("student")] + [len(clean(r.student)) for r in rows])
     lines = [f"{'student':<{w}} {'assignment':<20} {'score':>9}  result"]
     for r in rows:
-        if r.status != "graded":
+        if r.status == "grader error":
+            note = f"GRADER ERROR (not graded, not the student's doing): {r.reason}"
+        elif r.status != "graded":
             note = f"{'REFUSED' if r.status == 'refused' else 'FAILED'}: {r.reason}"
         else:
             lost = [gid for gid, (ok, _) in r.functions.items() if not ok]

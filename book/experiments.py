@@ -157,8 +157,9 @@ def spread(values) -> tuple[float, float, float]:
 def model_answers(assignment: str, names) -> dict:
     """The course's model answers (solutions/<assignment>) for the graded cells ``names``, run in
     a fresh namespace with NumPy: a chapter can time or test them without printing them."""
-    import nbformat
     from pathlib import Path
+
+    import nbformat
 
     path = Path(__file__).resolve().parent.parent / "solutions" / assignment / f"{assignment}.ipynb"
     cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source

@@ -1,5 +1,7 @@
 """The real grading command on the bundled sample class (honest, blank, one per planted bug)."""
 import csv
+import os
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +141,105 @@ def test_refuses_when_the_sandbox_cannot_start(tmp_path):
     assert done.returncode == 2
     assert "no sandbox can start here" in done.stderr and "--no-sandbox" in done.stderr
     assert not (tmp_path / "autograded").exists()
+
+
+def test_ast_parsing_is_serialized():
+    """CPython 3.11's ast is not thread-safe (gh-106905): in the grader every parse, ast.parse
+    included, takes one lock."""
+    import ast
+    import threading
+
+    from autograder.grader import pyast
+    pyast.install()
+    assert ast.parse is pyast.parse
+    done = threading.Event()
+    with pyast.LOCK:
+        worker = threading.Thread(target=lambda: (ast.parse("x = 1"), done.set()))
+        worker.start()
+        assert not done.wait(0.3)  # waits for the lock
+    worker.join(10)
+    assert done.is_set()
+
+
+def test_a_grader_failure_is_retried_and_never_scored_zero(grader_for):
+    """issue 25 item 7: the judge fails for two students (injected). The one it fails once is
+    retried and graded; the one it always fails is marked "grader error" in the table, the report,
+    grades.csv (no score) and the LMS files, never 0; graded again without the failure, it gets
+    its points and the mark goes."""
+    import json
+
+    import nbformat
+
+    from autograder.grader.grades import ERRORS_FILE
+
+    from conftest import REPO, graded_points, graders
+    a = "ch2_forward"
+    grader = grader_for(graders()[-1])  # user mode where it runs: the ordinary user's grader
+    root = grader.folder("fault")
+    release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
+    honest = samples.honest(release, nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4))
+    for student in ("broken", "flaky", "fine"):
+        (root / "submitted" / student / a).mkdir(parents=True)
+        nbformat.write(honest, root / "submitted" / student / a / f"{a}.ipynb")
+    grader.own(root)
+    env = {"BN_GRADER_ROOT": str(root), "BN_GRADER_TEST_FAULT": "broken,flaky:once"}
+    tmpdir = Path(grader.env["TMPDIR"])
+    before = set(os.listdir(tmpdir))
+    done = grader.run("grade", a, "--quiet", env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert set(os.listdir(tmpdir)) <= before  # item 6: nothing left behind, torch's caches included
+    lines = {ln.split()[0]: ln for ln in done.stdout.splitlines()[1:] if ln.strip()}
+    assert "GRADER ERROR" in lines["broken"] and "injected" in lines["broken"], done.stdout
+    assert "all checks pass" in lines["flaky"] and "all checks pass" in lines["fine"], done.stdout
+    full = sum(graded_points(a, "code").values())
+    with open(root / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert rows["broken"]["status"] == "grader error" and rows["broken"]["score"] == "", rows["broken"]
+    assert float(rows["flaky"]["raw_score"]) == full and rows["flaky"]["status"] == "submitted"
+    report = (root / "grade_report.html").read_text()
+    assert "Grader errors" in report and "not graded/" in report
+    assert "broken" in json.loads((root / ERRORS_FILE).read_text())[a]
+    exported = grader.run("export", a, "--lms", "canvas", "--no-feedback", "--out", str(root / "export"),
+                          env={"BN_GRADER_ROOT": str(root)})
+    assert exported.returncode == 0, (exported.stdout + exported.stderr)[-3000:]
+    with open(root / "export" / "canvas_grades.csv") as f:  # the LMS files never carry a 0 for it
+        row = next(r for r in csv.reader(f) if "broken" in r)
+    assert row[-1] == "", row
+    again = grader.run("grade", a, "--quiet", "--student", "broken", env={"BN_GRADER_ROOT": str(root)})
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    with open(root / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert rows["broken"]["status"] == "submitted" and float(rows["broken"]["raw_score"]) == full
+    assert "broken" not in json.loads((root / ERRORS_FILE).read_text() or "{}").get(a, {})
+
+
+def test_every_sandbox_takes_a_slot_from_the_pool(monkeypatch):
+    """issue 25 item 6: a run the judge starts itself (nbgrader could not reuse the pre-pass's)
+    waits for a free slot of the same pool, never doubling up on one a pre-pass run holds."""
+    import threading
+
+    import nbformat
+
+    from autograder.grader import judge, plugins
+    from autograder.grader import sandbox as sb
+    used, running = [], []
+
+    def fake_run(nb, request, run_dir, *, mode, slot, limits):
+        assert slot not in running, "two sandboxes in one slot"
+        running.append(slot)
+        used.append(slot)
+        running.remove(slot)
+        return sb.RunResult("ok", "", None)
+    monkeypatch.setattr(plugins.sb, "run_notebook", fake_run)
+    monkeypatch.setattr(judge, "recording_request", lambda nb: {})
+    store = plugins.RunStore(None, "none", sb.Limits(), workers=2)
+    done = threading.Event()
+    with store.slot() as first, store.slot() as second:  # the pre-pass holds every slot
+        assert {first, second} == {0, 1}
+        worker = threading.Thread(target=lambda: (store.execute(nbformat.v4.new_notebook()), done.set()))
+        worker.start()
+        assert not done.wait(0.3)   # the judge's run waits for a slot
+        held = second
+    worker.join(10)
+    assert done.is_set() and used and used[0] in (first, held)
+    assert store.slots.qsize() == 2

@@ -92,6 +92,22 @@ def drop_cell(grade_id):
     return make
 
 
+def _landlock_abi() -> int:
+    """The Landlock ABI a recorder child gets here (0: none)."""
+    import tempfile
+
+    from autograder.student import recorder
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            code = recorder._landlock(tempfile.gettempdir())
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+LANDLOCK_ABI = _landlock_abi()
 POINTS = graded_points(A)
 AUTO = sum(graded_points(A, "code").values())   # what the judge grades
 # These submissions attack around the first two checks; scores are compared on those two.
@@ -151,7 +167,7 @@ CASES = [
     Hostile("fork-storm", after(FWD, "import os, time\nfor _ in range(5000):\n    try:\n"
                                      "        pid = os.fork()\n    except OSError:\n        break\n"
                                      "    if pid == 0:\n        time.sleep(20)\n        os._exit(0)"),
-            FULL),
+            NO_SPATIAL, "no process could be started for this check"),
     Hostile("allocates-50GB", after(FWD, "big = np.ones(50 * 2**30 // 8)"), FULL),
     Hostile("prints-1GB", after(FWD, "for _ in range(1024):\n    print('x' * (1 << 20))"), FULL),
     Hostile("writes-outside-tmp", after(FWD, "\n".join(
@@ -398,6 +414,45 @@ json.dump(nb, open('/job/result/executed.ipynb', 'w'))
 os.kill(os.getpid(), signal.SIGKILL)
 """ % PNG
 
+AFTER_INPUTS_NOTE = "ran after a check had been handed its hidden inputs"
+SAVER = """import os
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    for p in ('/tmp/saved-inputs.txt', '/job/saved-inputs.txt', '/job/record/outputs/batchnorm_forward/saved.txt'):
+        try:
+            with open(p, 'a') as f:
+                f.write('SAVED-' + 'INPUT-' + repr(x.ravel()[:4].tolist()) + '\\n')
+        except OSError:
+            pass
+    return np.zeros_like(x), None"""
+SHOW_SAVED = """import glob
+for p in ['/tmp/saved-inputs.txt', '/job/saved-inputs.txt'] + glob.glob('/job/record/outputs/*/saved.txt'):
+    try:
+        print(open(p).read())
+    except OSError:
+        pass"""
+ASK_SERVER = """from autograder.student import recording
+got = []
+for k in range(8):
+    try:
+        got.append(recording.case_input(recording.connect_inputs(), 'spatial_batchnorm_forward', k))
+    except Exception:
+        pass
+print('INPUT-SERVER-' + ('GAVE-' + 'INPUTS' if got else 'SAID-NO'))"""
+FORK_ASKS = """import os
+from autograder.student import recording
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    try:
+        got = recording.case_input(recording.connect_inputs(), 'spatial_batchnorm_forward', 0)
+        os.write(w, ('FORK-' + 'GOT-' + repr(got)[:300]).encode())
+    except BaseException as e:
+        os.write(w, ('FORK-REFUSED ' + type(e).__name__).encode())
+    os._exit(0)
+os.close(w)
+os.waitpid(pid, 0)
+print(os.read(r, 4096).decode())"""
+
 BATCH = [
     Hostile("output-metadata-not-a-dict", displays(({"image/png": PNG}, {"image/png": "not-a-dict"}),
                                                    ({"image/png": PNG}, ["a", "list"]),
@@ -433,7 +488,8 @@ BATCH = [
         "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    CALLS.append(1)\n"
         "    if len(CALLS) == 3:\n        os.kill(os.getppid(), signal.SIGKILL)\n        os.kill(os.getpid(), signal.SIGKILL)\n"
         "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None"),
-        NOTHING, "2 of "),
+        # Where Landlock scopes signals (Linux 6.12+), the recorder child may not kill the notebook.
+        *((NO_FORWARD, "PermissionError") if LANDLOCK_ABI >= 6 else (NOTHING, "2 of "))),
     # item 3: hidden inputs are on no disk before their case, and nothing of them survives it
     Hostile("looks-for-hidden-inputs", after("setup", "import os\nfound = [f for d, _, fs in os.walk('/job') "
                                                        "for f in fs if 'inputs' in d or f.startswith('input')]\n"
@@ -452,7 +508,12 @@ BATCH = [
         "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None",
         before(FWD, "import builtins\nbuiltins.ARMED = True"),
         after(FWD, "import builtins\nbuiltins.ARMED = False\nprint(f'STASHED-{len(builtins.STASH)}')")),
-        FULL, "STASHED-0"),
+        FULL, AFTER_INPUTS_NOTE),
+    # issue 25, item 1: each leak of a hidden input back to the notebook, and asking for inputs
+    Hostile("saves-hidden-inputs-for-a-later-cell", solution("batchnorm_forward", SAVER, after(FWD, SHOW_SAVED)),
+            NO_FORWARD, AFTER_INPUTS_NOTE),
+    Hostile("notebook-asks-the-input-server", after("setup", ASK_SERVER), FULL, "INPUT-SERVER-SAID-NO"),
+    Hostile("fork-asks-the-input-server", after("setup", FORK_ASKS), NO_SPATIAL, "could not hand over"),
 ]
 
 # item 6: all of a sandbox's processes together stay under its memory cap
@@ -589,6 +650,8 @@ def test_output_flood_is_bounded(hostile_class):
 def test_nothing_is_left_in_the_temp_folder(hostile_class):
     tmpdir = Path(hostile_class["grader"].env["TMPDIR"])
     assert _scratch(tmpdir) == []
+    # torch's caches (torchinductor_<user>, triton) went in the grader's own folder, and with it
+    assert not [p.name for p in tmpdir.iterdir() if p.name.startswith(("torchinductor", "triton"))]
 
 
 class _Active(html.parser.HTMLParser):
@@ -792,10 +855,12 @@ def test_hidden_inputs_leave_no_trace_in_feedback(hostile_class):
     root = hostile_class["root"]
     assert "NO-INPUTS-ON-DISK" in _feedback(root, "looks-for-hidden-inputs")
     stash = _feedback(root, "stashes-hidden-inputs")
-    assert "STASHED-0" in stash and "HIDDEN-INPUT-" not in stash
+    assert AFTER_INPUTS_NOTE in stash and "HIDDEN-INPUT-" not in stash and "STASHED-" not in stash
+    assert "INPUT-SERVER-SAID-NO" in _feedback(root, "notebook-asks-the-input-server")
     for page in root.joinpath("feedback").rglob("*.html"):
         text = page.read_text()
         assert "INPUTS-ON-DISK" not in text.replace("NO-INPUTS-ON-DISK", "") and "HIDDEN-INPUT-" not in text
+        assert "SAVED-INPUT-" not in text and "FORK-GOT-" not in text and "INPUT-SERVER-GAVE-" not in text
         assert "SECRET-HERE" not in text.replace("NO-SECRET-HERE", "")
 
 
@@ -937,6 +1002,62 @@ def test_a_table_of_hidden_inputs_buys_nothing(grader_for, monkeypatch):
         assert "(hidden)" in next(ln for ln in done.stdout.splitlines() if ln.startswith("second "))
     assert not (REPO / "autograder" / ".case_secret").exists() or \
         (REPO / "autograder" / ".case_secret").stat().st_mode & 0o077 == 0
+
+
+READS_TABLE = """import json
+import numpy as np
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    table = globals().get('ANSWERS')
+    if table is None:
+        try:
+            table = json.load(open('/job/notebook.ipynb'))['metadata'].get('answers', [])
+        except Exception:
+            table = []
+    for seen, out in table:
+        seen = np.array(seen)
+        if seen.shape == x.shape and np.allclose(seen, x):
+            return np.array(out), None
+    return np.zeros_like(x), None"""
+
+
+def test_a_table_in_the_metadata_of_an_identical_resubmission_buys_nothing(grader_for, monkeypatch):
+    """issue 25: the key covers the whole submission. A notebook that answers from a table in its
+    own metadata, resubmitted with the table of the inputs its first version met (code unchanged),
+    meets new inputs: 0 for that function."""
+    from autograder.course import cases, checks
+    from autograder.grader import keys
+    from autograder.grader import pipeline as grading
+    grader = grader_for(graders()[0])
+    root = grader.folder("metatable")
+    release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
+    honest = samples.honest(release, nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4))
+    first = copy.deepcopy(honest)
+    _cell(first, "batchnorm_forward").source = READS_TABLE
+    for student in ("first", "again"):
+        (root / "submitted" / student / A).mkdir(parents=True)
+    nbformat.write(first, root / "submitted" / "first" / A / f"{A}.ipynb")
+    monkeypatch.setenv("BN_GRADER_ROOT", str(root))
+    api = grading.make_api(grading.load_config())
+    sanitized = grading.sanitize(api, root / "submitted" / "first" / A / f"{A}.ipynb", A, "first", A)
+    secret = keys.course_secret(root)
+    check = cases.find("batchnorm_forward")
+    with checks.keyed(keys.submission_key(secret, sanitized)):
+        table = [(checks.case_inputs(check, c)["x"].tolist(), checks.expected_outputs(check, c)[0].tolist())
+                 for c in check.cases]
+        namespace: dict = {"ANSWERS": table}
+        exec(READS_TABLE, namespace)  # the table is right for the first version's inputs
+        assert checks.verdict_for_function(check, namespace["batchnorm_forward"]).passed
+    again = copy.deepcopy(first)
+    again.metadata["answers"] = table  # the very same code: only the metadata differs
+    nbformat.write(again, root / "submitted" / "again" / A / f"{A}.ipynb")
+    resubmitted = grading.sanitize(api, root / "submitted" / "again" / A / f"{A}.ipynb", A, "again", A)
+    assert [c.source for c in resubmitted.cells] == [c.source for c in sanitized.cells]
+    assert keys.submission_key(secret, resubmitted) != keys.submission_key(secret, sanitized)
+    grader.own(root)
+    done = grader.run("grade", A, "--quiet", "--no-feedback", env={"BN_GRADER_ROOT": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _scores(root, "again")[FWD] == 0.0, done.stdout
+    assert _scores(root, "again")[SPATIAL] == POINTS[SPATIAL], done.stdout
 
 
 def test_a_broken_sandbox_stops_grading_before_any_grade(tmp_path):

@@ -6,7 +6,8 @@ from autograder.grader import sandbox
 
 def test_private_tmp_is_mounted_before_a_course_that_lives_under_tmp(monkeypatch):
     """A checkout (and its venv) under /tmp must stay visible inside the sandbox."""
-    monkeypatch.setattr(sandbox, "_python_roots", lambda: [Path("/tmp/ci-clone/.venv")])
+    from autograder.grader.sandbox import bwrap
+    monkeypatch.setattr(bwrap, "_python_roots", lambda: [Path("/tmp/ci-clone/.venv")])
     args = sandbox._bwrap_args("root", Path("/tmp/course"), Path("/tmp/job"), 0)
     tmpfs = max(i for i, a in enumerate(args) if a == "--tmpfs" and args[i + 1] == "/tmp")
     venv = args.index("/tmp/ci-clone/.venv")
@@ -115,3 +116,120 @@ def test_processes_together_stay_under_the_memory_cap(tmp_path):
     assert held, (run.reason, text[-500:])
     plan = sandbox.memory_plan(sandbox.Limits())
     assert 0 < float(held.group(1)) <= plan.total / (1 << 30) and float(held.group(1)) < 5.0
+
+
+def _in_child(body) -> int:
+    """Run ``body()`` in a forked child; its return value (0..255) is the exit status."""
+    import os
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            code = body()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_the_input_server_answers_only_a_recorder_child_once_per_case(tmp_path, monkeypatch):
+    """issue 25: the notebook's process may not have a case; a child of it may, each case once,
+    one child per function; a grandchild may not; a second 'runner' is refused."""
+    import os
+
+    import numpy as np
+
+    from autograder.grader.sandbox.inputs import _InputServer
+    from autograder.student import recording
+    request = {"f": ({"cases": ["a", "b"]}, {"a": {"x": np.arange(3.0)}, "b": {"x": np.ones(2)}}),
+               "g": ({"cases": ["c"]}, {"c": {"x": np.zeros(1)}})}
+    firsts = []
+    server = _InputServer(request, tmp_path / "srv", lambda: firsts.append(len(server.served)))
+    server.start()
+    monkeypatch.setenv(recording.INPUTS_ENV, str(tmp_path / "srv"))
+    try:
+        assert recording.announce_runner()          # this process is "the notebook's process"
+        assert not recording.announce_runner()      # nobody may take its place
+
+        def ask(function, k):
+            try:
+                return recording.case_input(recording.connect_inputs(), function, k)
+            except recording.BadRecording:
+                return None
+
+        assert ask("f", 0) is None                  # the notebook's own process: never
+
+        def recorder():
+            conn = recording.connect_inputs()
+            got = recording.case_input(conn, "f", 0)
+            if not np.array_equal(got["x"], np.arange(3.0)):
+                return 1
+            try:
+                recording.case_input(conn, "f", 0)  # the same case again
+                return 2
+            except recording.BadRecording:
+                pass
+            if _in_child(lambda: 0 if ask("f", 1) is None else 3) != 0:  # a grandchild: never
+                return 3
+            return 0 if ask("f", 1) is not None else 4
+        assert _in_child(recorder) == 0
+        assert _in_child(lambda: 0 if ask("f", 1) is None else 5) == 0   # another child: f is taken
+        assert _in_child(lambda: 0 if ask("g", 0) is not None else 6) == 0
+        assert server.served == {("f", 0), ("f", 1), ("g", 0)} and firsts == [0]
+    finally:
+        server.close()
+    assert not (tmp_path / "srv").exists()
+    assert os.environ.get(recording.INPUTS_ENV)
+
+
+def test_a_recorder_child_writes_only_its_own_outputs_and_cannot_signal_the_notebook(tmp_path):
+    """issue 25: the child's writable space is its own outputs folder (Landlock, where the
+    kernel has it); its descriptors are the grader's connection and /dev/null."""
+    import os
+    import socket
+
+    import pytest
+
+    from autograder.student import recorder
+    own, shared = tmp_path / "outputs" / "f", tmp_path / "job"
+    own.mkdir(parents=True)
+    shared.mkdir()
+    probe = _in_child(lambda: recorder._landlock(str(own)))
+    if probe == 0:
+        pytest.skip("this kernel has no Landlock")
+    keep, other = socket.socketpair()
+    r, w = os.pipe()  # what a notebook could have opened before the check forked
+
+    def child():
+        recorder._confine(keep.fileno(), str(own))
+        (own / "0.json").write_text("{}")
+        for path in (shared / "leak", Path("/tmp") / f"leak-{os.getpid()}"):
+            try:
+                path.write_text("x")
+                return 1
+            except OSError:
+                pass
+        try:
+            os.write(w, b"x")
+            return 2
+        except OSError:
+            pass
+        keep.send(b"still connected")
+        if probe >= 6:
+            try:
+                os.kill(os.getppid(), 0)
+                return 3
+            except OSError:
+                pass
+        return 0
+    assert _in_child(child) == 0
+    assert (own / "0.json").exists() and not (shared / "leak").exists()
+    assert other.recv(64) == b"still connected"
+    os.set_blocking(r, False)
+    try:
+        assert os.read(r, 1) == b""
+    except BlockingIOError:
+        pass
+    for fd in (r, w):
+        os.close(fd)
+    keep.close()
+    other.close()

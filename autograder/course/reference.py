@@ -11,10 +11,45 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from numpy.typing import ArrayLike
+
+def _private_torch_caches() -> None:
+    """Importing torch._dynamo (``use_deterministic_algorithms`` below does) creates its cache
+    folder, ``$TMPDIR/torchinductor_<user>``, and nothing removes it. Unless the caller chose a
+    folder this process may write, torch's caches go in one of this process's own, removed when it exits; it carries the
+    grader's scratch prefix and lock (``bn-grader-*/lock``), so if the process is killed the next
+    grading run sweeps it."""
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen:  # an inherited choice holds only where this process may write (not another user's)
+        existing = chosen
+        while existing and not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if existing and os.access(existing, os.W_OK | os.X_OK):
+            return
+        os.environ.pop("TRITON_CACHE_DIR", None)
+    import atexit
+    import fcntl
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="bn-grader-torch-")
+    lock = open(os.path.join(folder, "lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "inductor")
+    os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "triton"))
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:  # not from a forked child that happens to exit normally
+            shutil.rmtree(folder, ignore_errors=True)
+            lock.close()
+    atexit.register(remove)
+
+
+_private_torch_caches()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
 
 
 def _pick_device() -> torch.device:

@@ -3,6 +3,7 @@ to. Every layer above the grader (the term, the CLI, the tools) uses these; one 
 from __future__ import annotations
 
 import csv
+import json
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ class Row:
     assignment: str
     score: float = 0.0
     max_score: float = 0.0
-    status: str = "graded"             # graded | failed | refused (not a student id) | missing
+    status: str = "graded"             # graded | failed | refused (not a student id) | missing | grader error
     reason: str = ""                   # one line when something went wrong
     functions: dict = field(default_factory=dict)   # grade_id -> (passed, message)
     mistakes: list = field(default_factory=list)   # names of the known mistakes recognised
@@ -24,6 +25,39 @@ class Row:
     late: str = ""                     # "1 d 6 h late (-20 %)" (autograder.term fills these three)
     penalty: float = 0.0               # points taken for lateness
     awaiting: int = 0                  # written answers no person has graded yet
+
+
+GRADER_ERROR = "grader error"
+ERRORS_FILE = "grader_errors.json"   # in the course root: submissions the grader could not grade
+
+
+def mark_grader_errors(root: Path, rows: list) -> None:
+    """Remember which submissions the grader itself failed on (and forget those it now graded),
+    so every table written from the gradebook shows them as such, never as a 0."""
+    path = Path(root) / ERRORS_FILE
+    try:
+        known = json.loads(path.read_text())
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    for r in rows:
+        mine = known.setdefault(r.assignment, {})
+        if r.status == GRADER_ERROR:
+            mine[r.student] = r.reason
+        elif r.status != "missing":
+            mine.pop(r.student, None)
+    known = {a: m for a, m in known.items() if m}
+    if known or path.exists():
+        path.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+def grader_errors(root: Path) -> dict:
+    """{(assignment, student): reason} for the submissions the grader could not grade."""
+    try:
+        known = json.loads((Path(root) / ERRORS_FILE).read_text())
+        return {(a, s): str(why) for a, m in known.items() for s, why in m.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def note(row: Row | dict, text: str) -> str:
@@ -50,6 +84,8 @@ def score_text(row: Row | dict) -> str:
     get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
     if get("status") in ("missing", "refused"):
         return f"{get('status'):>9}"
+    if get("status") == GRADER_ERROR:
+        return f"{'no grade':>9}"
     return f"{get('score'):>4g}/{get('max_score'):<4g}"
 
 

@@ -4,9 +4,12 @@ The secret is instance data, like the gradebook: ``<course root>/.case_secret`` 
 git-ignored), created on first use. It never goes into a kit or a sandbox: the sandbox stages the
 student side only, and hidden inputs reach it one case at a time (``autograder.grader.sandbox``).
 
-A submission's key is a digest of the secret and the student's own code cells after sanitizing
-(check cells are restored from the gradebook, so they do not count): a resubmission that changes
-any code meets new hidden inputs, and grading the same file again meets the same ones.
+A submission's key is a digest of the secret and the WHOLE submission as it was handed in (every
+cell, markdown included, outputs, attachments, cell and notebook metadata): a resubmission that
+changes anything at all, a table tucked into the metadata included, meets new hidden inputs, and
+grading the same file again meets the same ones. The digest is taken by the first sanitize step
+(``plugins.DigestSubmission``), before anything is cleared, and kept in the notebook's metadata,
+so the pre-pass and nbgrader's own autograde derive the same key.
 """
 from __future__ import annotations
 
@@ -47,14 +50,18 @@ def course_secret(root: str | Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def _student_cells(nb) -> list[str]:
-    out = []
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "code" and not (meta.get("grade") and not meta.get("solution")):
-            out.append(str(cell.get("source", "")))
-    return out
+DIGEST = "bn_submission_digest"   # notebook metadata field the first sanitize step writes
+
+
+def submission_digest(nb: NotebookNode) -> str:
+    """sha256 of the whole notebook as JSON (keys sorted), but for the digest field itself."""
+    meta = {k: v for k, v in dict(nb.get("metadata", {})).items() if k != DIGEST}
+    whole = {**dict(nb), "metadata": meta}
+    return hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def submission_key(secret: bytes, nb: NotebookNode) -> str:
-    return hmac.new(secret, json.dumps(_student_cells(nb)).encode(), hashlib.sha256).hexdigest()
+    digest = nb.get("metadata", {}).get(DIGEST)
+    if not isinstance(digest, str) or len(digest) != 64:  # not sanitized (the solution's health check)
+        digest = submission_digest(nb)
+    return hmac.new(secret, b"whole submission " + digest.encode(), hashlib.sha256).hexdigest()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import queue
 import signal
 import sys
 import threading
@@ -32,8 +31,8 @@ import nbformat
 from autograder.grader import sandbox as sb
 from autograder.grader.config import load_config, make_api
 from autograder.grader.feedback import write_feedback
-from autograder.grader.grades import Row, write_csv
-from autograder.grader.plugins import RunStore, SandboxedJudge
+from autograder.grader.grades import GRADER_ERROR, Row, mark_grader_errors, write_csv
+from autograder.grader.plugins import ATTEMPTS, RunStore, SandboxedJudge
 from autograder.grader.safety import refusal, safe_id
 
 if TYPE_CHECKING:
@@ -162,8 +161,8 @@ class Hooks:
 
     def write_grades_csv(self, api: NbGraderAPI, dest: Path, rows: list[Row]) -> Path:
         keys = ["assignment", "student_id", "score", "max_score", "status"]
-        return write_csv(dest, keys, [[r.assignment, r.student, r.score, r.max_score, r.status]
-                                      for r in rows])
+        return write_csv(dest, keys, [[r.assignment, r.student, None if r.status == GRADER_ERROR else r.score,
+                                       r.max_score, r.status] for r in rows])
 
 
 def grade(assignments: list[str], students: list[str] | None = None, workers: int | None = None,
@@ -175,6 +174,8 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     for name, value in {"mode": mode, **(limits or {})}.items():
         if value is not None:
             setattr(config.SandboxedJudge, name, value)
+    from autograder.grader.pyast import install
+    install()  # CPython 3.11's ast is not thread-safe, and the pre-pass parses in threads
     settings = SandboxedJudge(config=config)
     chosen = settings.resolved_mode()  # refuses (SandboxUnavailable) before anything is written
     say(sb.describe_mode(chosen, settings.limits()))
@@ -184,7 +185,7 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     root = Path(api.coursedir.root)
     from autograder.grader.keys import course_secret
     with _interruptible(), sb.RunDir() as run_dir:
-        store = RunStore(run_dir, chosen, settings.limits(), course_secret(root))
+        store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
         config.SandboxedJudge.runs = store
         api = make_api(config)
         checked = False
@@ -200,6 +201,10 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
             except Exception as exc:  # the grader's own failure on this assignment
                 say(f"error: grading {assignment} failed: {type(exc).__name__}: {exc}"[:500])
                 continue
+            try:
+                mark_grader_errors(root, mine)
+            except OSError as exc:
+                say(f"error: {type(exc).__name__}: {exc}"[:300])
             try:  # lateness, written answers awaiting a person, and the roster's missing students
                 mine = hooks.annotate(api, assignment, mine, students)
             except Exception as exc:
@@ -270,9 +275,6 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
     # -- end ids
     jobs = [(s, n) for s in who for n in notebooks]
     bar = Progress(len(who), f"grading {assignment}", progress)
-    slots: queue.Queue[int] = queue.Queue()
-    for k in range(workers):
-        slots.put(k)
 
     def prepass(student: str, notebook: str):
         path = (Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
@@ -281,13 +283,10 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
             nb = sanitize(api, path, assignment, student, notebook)
         except Exception:
             return  # nbgrader's own autograde will report why, in the sequential step
-        slot = slots.get()
         try:
-            run = store.execute(nb, slot)
-        except Exception as exc:  # this notebook alone
-            run = sb.RunResult("failed", f"the grader could not run this notebook ({type(exc).__name__})", None)
-        finally:
-            slots.put(slot)
+            run = store.execute(nb)  # in a slot of the store's pool, as any other sandbox
+        except Exception as exc:  # the grader's, for this notebook alone: the judge runs it again
+            run = sb.RunResult("grader-error", f"the grader could not run this notebook ({type(exc).__name__})", None)
         store.put(store.key(nb, assignment, student, notebook), run)
 
     rows = refused
@@ -304,8 +303,8 @@ def _grade_assignment(api, store: RunStore, assignment: str, students, workers: 
                 try:
                     rows.append(_autograde_one(api, store, assignment, student, notebooks, start))
                 except Exception as exc:
-                    rows.append(Row(student, assignment, status="failed", seconds=time.monotonic() - start,
-                                    reason=f"the grader failed on this submission: {type(exc).__name__}: {exc}"[:300]))
+                    rows.append(Row(student, assignment, status=GRADER_ERROR, seconds=time.monotonic() - start,
+                                    reason=_grader_error(f"{type(exc).__name__}: {exc}")))
                 bar.step(student)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -321,7 +320,15 @@ def _autograde_one(api, store: RunStore, assignment: str, student: str, notebook
     present = sorted(p.name for p in folder.glob("*.ipynb"))
     missing = [n for n in notebooks if f"{n}.ipynb" not in present]
     result = api.autograde(assignment, student, force=True, create=True)
-    if missing:
+    why = _graders_failure(store, assignment, student, result, folder)
+    for _ in range(1, ATTEMPTS):  # the grader's own failure: once more, from the start
+        if not why:
+            break
+        result = api.autograde(assignment, student, force=True, create=True)
+        why = _graders_failure(store, assignment, student, result, folder)
+    if why and not missing:
+        row.status, row.reason = GRADER_ERROR, _grader_error(why)
+    elif missing:
         row.status = "failed"
         row.reason = (f"no {missing[0]}.ipynb in the submission"
                       + (f" (found: {', '.join(present)[:80]})" if present else " (no notebook at all)"))
@@ -342,6 +349,37 @@ def _autograde_one(api, store: RunStore, assignment: str, student: str, notebook
     row.score, row.max_score = _scores(api, assignment, student)
     row.seconds = time.monotonic() - start
     return row
+
+
+# What nbgrader says when the submitted file itself is at fault (not JSON, not a notebook).
+_STUDENT_ERRORS = ("NotJSONError", "Notebook does not appear to be JSON", "JSONDecodeError", "validation",
+                   "ValidationError")
+
+
+def _graders_failure(store: RunStore, assignment: str, student: str, result: dict, folder: Path) -> str:
+    """Why grading this submission failed by the grader's own doing ("" if it did not): the
+    judge gave up on one of its notebooks, or nbgrader failed on notebooks that read fine."""
+    mine = [why for (a, s, _), why in list(store.grader_errors.items()) if (a, s) == (assignment, student)]
+    for key in [k for k in list(store.grader_errors) if k[:2] == (assignment, student)]:
+        store.grader_errors.pop(key, None)
+    if mine:
+        return mine[0]
+    if result.get("success"):
+        return ""
+    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    if any(needle in text for needle in _STUDENT_ERRORS):
+        return ""
+    try:
+        for path in folder.glob("*.ipynb"):
+            nbformat.read(path, as_version=4)
+    except Exception:
+        return ""  # the file is at fault: the student's
+    return _first_error_line(result).removeprefix("nbgrader could not read the notebook: ")
+
+
+def _grader_error(why: str) -> str:
+    return (f"the grader itself failed on this submission and did not grade it (not the student's "
+            f"doing; grade it again): {why}")[:300]
 
 
 def _first_error_line(result: dict) -> str:

@@ -10,10 +10,12 @@ the gradebook, ``generate_feedback``, ``export`` and formgrader keep working unc
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import hashlib
 import html
 import json
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -31,25 +33,67 @@ from traitlets import Enum, Float, Instance, Integer
 from autograder.grader import sandbox as sb
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from nbformat import NotebookNode
 
 # Output types shown in feedback; anything else a student's code produced (HTML, JavaScript)
 # is dropped so it cannot script the instructor's browser (see autograder.grader.safety).
 
 
+class GraderError(RuntimeError):
+    """The grader's own machinery failed on a submission (after retrying): it is marked "grader
+    error" for the instructor, never scored."""
+
+
+# Tests make the judge fail for some students ("a,b:once": always for a, the first time only for
+# b), to show that a grader failure is retried and never becomes a 0.
+FAULT_ENV = "BN_GRADER_TEST_FAULT"
+ATTEMPTS = 2
+
+
 class RunStore:
     """One grading run's state: its scratch space, the sandbox mode and limits, the runs the
-    parallel pre-pass made ahead of nbgrader's ``autograde``, and the outcomes the judge reached.
-    ``grading.grade`` makes one and hands it to ``SandboxedJudge`` through nbgrader's config."""
+    parallel pre-pass made ahead of nbgrader's ``autograde``, the outcomes the judge reached, and
+    the pool of sandbox slots (one sandbox per slot, always: a slot's uid and process limit are
+    its own). ``grading.grade`` makes one and hands it to ``SandboxedJudge`` through nbgrader's config."""
 
-    def __init__(self, run_dir: sb.RunDir, mode: str, limits: sb.Limits, secret: bytes = b""):
+    def __init__(self, run_dir: sb.RunDir, mode: str, limits: sb.Limits, secret: bytes = b"",
+                 workers: int = 1):
+        import queue
         self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
         self._runs: dict[str, sb.RunResult] = {}
         self.outcomes: dict[tuple, tuple] = {}
+        self.grader_errors: dict[tuple, str] = {}   # (assignment, student, notebook) -> why
+        self._faults: set[str] = set()
         self._lock = threading.Lock()
+        self.slots: queue.Queue[int] = queue.Queue()
+        for k in range(max(1, workers)):
+            self.slots.put(k)
 
     def __deepcopy__(self, memo):  # nbgrader copies its config; this is a handle, not a value
         return self
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[int]:
+        """A sandbox slot no other run holds, for as long as the block runs."""
+        k = self.slots.get()
+        try:
+            yield k
+        finally:
+            self.slots.put(k)
+
+    def injected_fault(self, student: str) -> bool:
+        """A test's injected grader failure for ``student`` (see FAULT_ENV)."""
+        wanted = dict(item.partition(":")[::2] for item in os.environ.get(FAULT_ENV, "").split(",") if item)
+        if student not in wanted:
+            return False
+        once = wanted[student] == "once"
+        with self._lock:
+            if once and student in self._faults:
+                return False
+            self._faults.add(student)
+        return True
 
     @staticmethod
     def key(nb: NotebookNode, assignment: str, student: str, notebook: str) -> str:
@@ -60,16 +104,21 @@ class RunStore:
         from autograder.grader.keys import submission_key
         return submission_key(self.secret, nb) if self.secret else ""
 
-    def execute(self, nb: NotebookNode, slot: int = 0) -> sb.RunResult:
-        """Run ``nb`` in the sandbox; any failure here is this notebook's alone."""
+    def execute(self, nb: NotebookNode, slot: int | None = None) -> sb.RunResult:
+        """Run ``nb`` in the sandbox (in ``slot``, or one taken from the pool for the run);
+        any failure here is this notebook's alone."""
         from autograder.course import checks
         from autograder.grader import judge
         try:
             with checks.keyed(self.submission_key(nb)):
                 request = judge.recording_request(nb)
         except Exception as exc:
-            return sb.RunResult("failed", f"the grader could not prepare this notebook's cases "
-                                          f"({type(exc).__name__})", None)
+            return sb.RunResult("grader-error", f"the grader could not prepare this notebook's cases "
+                                                f"({type(exc).__name__})", None)
+        if slot is None:
+            with self.slot() as taken:
+                return sb.run_notebook(nb, request, self.run_dir, mode=self.mode, slot=taken,
+                                       limits=self.limits)
         return sb.run_notebook(nb, request, self.run_dir, mode=self.mode, slot=slot, limits=self.limits)
 
     def put(self, key: str, run: sb.RunResult) -> None:
@@ -115,13 +164,13 @@ class SandboxedJudge(NbGraderPreprocessor):
         return sb.pick_mode(self.mode)
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        from autograder.grader import judge
         info = resources["nbgrader"]
         ids = (info["assignment"], info["student"], info["notebook"])
-        from autograder.course import checks
+        from autograder.grader.pyast import install
+        install()
         if self.runs is not None:
             store = self.runs
-            run = store.take(store.key(nb, *ids)) or store.execute(nb)
+            self._judge(store, nb, ids, store.take(store.key(nb, *ids)))
         else:  # stock `nbgrader autograde`: a scratch space for this notebook alone
             from nbgrader.coursedir import CourseDirectory
 
@@ -129,12 +178,38 @@ class SandboxedJudge(NbGraderPreprocessor):
             with sb.RunDir() as run_dir:
                 store = RunStore(run_dir, self.resolved_mode(), self.limits(),
                                  course_secret(CourseDirectory(config=self.config).root))
-                run = store.execute(nb)
-        _copy_plain_outputs(nb, run.executed)
-        with checks.keyed(store.submission_key(nb)):
-            outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
-        store.outcomes[ids] = (run.status, run.reason, run.seconds, outcomes)
+                self._judge(store, nb, ids, None)
         return nb, resources
+
+    @staticmethod
+    def _judge(store: RunStore, nb: NotebookNode, ids: tuple, run: sb.RunResult | None) -> None:
+        """Judge ``nb`` from ``run`` (or a fresh run); a failure of the grader's own machinery is
+        retried with a fresh run, and past ATTEMPTS raises GraderError (never a 0)."""
+        from autograder.course import checks
+        from autograder.grader import judge
+        original, why = copy.deepcopy(nb), ""
+        for attempt in range(ATTEMPTS):
+            if run is None or run.status == "grader-error" or attempt:
+                run = store.execute(copy.deepcopy(original))
+            if run.status == "grader-error":
+                why = run.reason
+                continue
+            try:
+                if store.injected_fault(ids[1]):
+                    raise RuntimeError(f"a failure injected by the test ({FAULT_ENV})")
+                judged = copy.deepcopy(original)
+                _copy_plain_outputs(judged, run.executed)
+                with checks.keyed(store.submission_key(judged)):
+                    outcomes = judge.judge_notebook(judged, run.results, run.executed, run.reason)
+            except Exception as exc:
+                why = f"the judge failed: {type(exc).__name__}: {exc}"
+                continue
+            nb.cells = judged.cells
+            store.outcomes[ids] = (run.status, run.reason, run.seconds, outcomes)
+            store.grader_errors.pop(ids, None)
+            return
+        store.grader_errors[ids] = why[:300]
+        raise GraderError(why[:300])
 
 
 # ---- sanitizing: what honest editors do to a notebook ---------------------------------------
@@ -220,8 +295,9 @@ def _free_names(tree, name: str) -> set[str]:
 
 
 def _parse(source: str):
+    from autograder.grader.pyast import parse
     try:
-        return ast.parse(source)
+        return parse(source)
     except SyntaxError:
         return None
 
@@ -415,16 +491,28 @@ class SanitizeMarkdown(NbGraderPreprocessor):
         return nb, resources
 
 
+class DigestSubmission(NbGraderPreprocessor):
+    """First of the sanitize steps: the digest of the whole submission as handed in, before any
+    output or cell is cleared or restored, kept in the notebook's metadata for the submission's
+    key (``autograder.grader.keys``)."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        from autograder.grader.keys import DIGEST, submission_digest
+        nb.metadata[DIGEST] = submission_digest(nb)
+        return nb, resources
+
+
 def sanitize_preprocessors() -> list[type]:
-    """nbgrader's sanitize step, with the two editor-accident repairs above."""
+    """nbgrader's sanitize step, with the two editor-accident repairs above, after the digest
+    that keys the submission's hidden cases."""
     from nbgrader.preprocessors import (
         CheckCellMetadata,
         ClearOutput,
         OverwriteCells,
         OverwriteKernelspec,
     )
-    return [ClearOutput, DropDuplicateIds, OverwriteKernelspec, RestoreCheckCells, OverwriteCells,
-            CheckCellMetadata]
+    return [DigestSubmission, ClearOutput, DropDuplicateIds, OverwriteKernelspec, RestoreCheckCells,
+            OverwriteCells, CheckCellMetadata]
 
 
 AUTOGRADE_PREPROCESSORS = [

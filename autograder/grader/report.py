@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autograder.grader.grades import GRADER_ERROR
 from autograder.grader.safety import safe_text
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def write(root: Path, rows: list[dict]) -> Path:
         everyone = [r for r in rows if r["assignment"] == a]
         missing = [r for r in everyone if r.get("status") == "missing"]
         mine = [r for r in everyone if r.get("status") != "missing"]
-        scores = [r["score"] for r in mine]
+        scores = [r["score"] for r in mine if r.get("status") != GRADER_ERROR]
         top = max((r["max_score"] for r in mine), default=0) or 1
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
         left.hist(scores, bins=[i - 0.5 for i in range(int(top) + 2)], color="#0072B2", edgecolor="white")
@@ -78,20 +79,27 @@ def write(root: Path, rows: list[dict]) -> Path:
             right.set(title="most common named mistakes", xticks=[], yticks=[])
         image = _png(fig)
         plt.close(fig)
-        failed = [r for r in mine if r["status"] != "graded"]
+        failed = [r for r in mine if r["status"] not in ("graded", GRADER_ERROR)]
+        broken = [r for r in mine if r["status"] == GRADER_ERROR]
         mean = sum(scores) / len(scores) if scores else 0
         late = sum(1 for r in mine if r.get("late"))
         waiting = sum(r.get("awaiting", 0) for r in mine)
         parts.append(f"<h2>{html.escape(a)}</h2><p>{len(mine)} submissions, mean {mean:.2f} / {top:g}, "
-                     f"{sum(s == top for s in scores)} full marks, {len(failed)} failed to run; "
+                     f"{sum(s == top for s in scores)} full marks, {len(failed)} failed to run, "
+                     f"{len(broken)} not graded (grader errors); "
                      f"{len(missing)} missing, {late} late, {waiting} written answers await a person.</p>"
                      f'<img alt="score histogram and common mistakes for {html.escape(a)}" src="{image}">')
+        if broken:
+            parts.append("<h3>Grader errors: not graded (the grader's failure, not the students'; "
+                         "grade these again)</h3><table><tr><th>student</th><th>reason</th></tr>"
+                         + "".join(f"<tr><td>{_h(r['student'])}</td><td>{_h(r['reason'])}</td></tr>"
+                                   for r in broken) + "</table>")
         if failed:
             parts.append("<h3>Submissions that failed to run</h3><table><tr><th>student</th><th>reason</th></tr>"
                          + "".join(f"<tr><td>{_h(r['student'])}</td><td>{_h(r['reason'])}</td></tr>"
                                    for r in failed) + "</table>")
         parts.append("<h3>Every submission</h3><table><tr><th>student</th><th>score</th><th>notes</th></tr>"
-                     + "".join(f"<tr><td>{_h(r['student'])}</td><td>{r['score']:g}/{r['max_score']:g}</td>"
+                     + "".join(f"<tr><td>{_h(r['student'])}</td><td>{_score(r)}</td>"
                                f"<td>{_h(_notes(r))}</td></tr>" for r in mine) + "</table>")
         if missing:
             parts.append("<h3>Missing (on the roster, no submission)</h3><p>"
@@ -105,8 +113,16 @@ def write(root: Path, rows: list[dict]) -> Path:
     return dest
 
 
+def _score(r: dict) -> str:
+    if r.get("status") == GRADER_ERROR:
+        return f"not graded/{r['max_score']:g}"
+    return f"{r['score']:g}/{r['max_score']:g}"
+
+
 def _notes(r: dict) -> str:
     from autograder.grader.grades import cut, note
+    if r["status"] == GRADER_ERROR:
+        return note(r, "GRADER ERROR, not graded: " + r["reason"])
     if r["status"] != "graded":
         return note(r, "failed: " + r["reason"])
     lost = [f"{gid}: {msg}" for gid, (ok, msg) in r["functions"].items() if not ok]

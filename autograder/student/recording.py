@@ -11,7 +11,8 @@ A recording directory (``RECORD_ENV`` names it inside the grading sandbox) holds
     outputs/<function>/<k>.json|.npz  what case k returned           (written by the student's run)
 
 A case's inputs are never on disk: the recorder asks the grader for them, one case at a time,
-when that case runs (:func:`case_input`, over two pipes named by ``INPUTS_ENV``).
+when that case runs (:func:`case_input`, over a socket in the folder ``INPUTS_ENV`` names; the
+grader answers only the recorder process of a graded check cell, once per case).
 
 where k is the case's position in the manifest (case names are free text, not file names), and
 ``<k>.json`` is {"status": "ok"|"error"|"shape", "error": str, "values": [encoded values]}.
@@ -27,7 +28,13 @@ from typing import Any
 import numpy as np
 
 RECORD_ENV = "BN_AUTOGRADER_RECORD"
-INPUTS_ENV = "BN_AUTOGRADER_INPUTS"   # "<request fd>,<reply fd>" inside the grading sandbox
+INPUTS_ENV = "BN_AUTOGRADER_INPUTS"   # the folder of the grader's input socket ("/grader" in a sandbox)
+
+# Set by the runner: the cell running now and the notebook's graded check cells. Only a check
+# called from a graded check cell records (a student's own extra ``check`` call would otherwise
+# take the cases, each of which the grader serves once).
+CURRENT_CELL: list = [None]
+GRADED_CELLS: set = set()
 
 # Bounds the judge applies to everything read back from a run (see autograder.grader.sandbox).
 MAX_META_BYTES = 64 << 10          # one <k>.json
@@ -224,15 +231,42 @@ def _read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def case_input(function: str, k: int):
-    """Ask the grader for case ``k``'s inputs (inside the grading sandbox only)."""
-    req, rep = (int(x) for x in os.environ[INPUTS_ENV].split(","))
-    os.write(req, f"{function}\t{k}\n".encode())
-    n_meta, n_npz = HEADER.unpack(_read_exact(rep, HEADER.size))
+def connect_inputs():
+    """A connection to the grader's input server (inside the grading sandbox only). Whoever
+    connects, the server decides by the kernel's word on who it is (see
+    ``autograder.grader.sandbox.inputs``): the notebook's own process never gets a case."""
+    import socket
+    folder = os.open(os.environ[INPUTS_ENV], os.O_RDONLY | os.O_DIRECTORY)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(f"/proc/self/fd/{folder}/inputs.sock")  # any folder path, however deep
+    except OSError:
+        conn.close()
+        raise
+    finally:
+        os.close(folder)
+    return conn
+
+
+def announce_runner() -> bool:
+    """The runner says who it is, before any student code runs."""
+    conn = connect_inputs()
+    try:
+        conn.sendall(b"runner\n")
+        return conn.recv(8) == b"ok\n"
+    finally:
+        conn.close()
+
+
+def case_input(conn, function: str, k: int):
+    """Ask the grader for case ``k``'s inputs over ``conn`` (from :func:`connect_inputs`)."""
+    fd = conn.fileno()
+    os.write(fd, f"case {function}\t{k}\n".encode())
+    n_meta, n_npz = HEADER.unpack(_read_exact(fd, HEADER.size))
     if n_meta == 0 or n_meta + n_npz > MAX_INPUT_BYTES:
         raise BadRecording(f"the grader has no inputs for {function} case {k}")
-    meta = _read_exact(rep, n_meta)
-    return loads(meta, _read_exact(rep, n_npz))["value"]
+    meta = _read_exact(fd, n_meta)
+    return loads(meta, _read_exact(fd, n_npz))["value"]
 
 
 def input_message(value) -> bytes:

@@ -132,10 +132,20 @@ def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> Non
             json.dump(obj, f)
         os.replace(tmp, os.path.join(result_dir, name))
 
+    from autograder.student import recording
+    if os.environ.get(recording.INPUTS_ENV):
+        try:  # before any student code runs: the grader then knows the notebook's process
+            recording.announce_runner()
+        except Exception:
+            pass  # no case will be served: every check says so
     try:
         with open(os.path.join(job, "notebook.ipynb")) as f:
             nb = json.load(f)
         cells = nb["cells"]
+        recording.GRADED_CELLS.update(
+            i for i, c in enumerate(cells) if isinstance(c, dict) and c.get("cell_type") == "code"
+            and (c.get("metadata") or {}).get("nbgrader", {}).get("grade")
+            and not (c.get("metadata") or {}).get("nbgrader", {}).get("solution"))
     except Exception as exc:
         status.update(status="unreadable", reason=f"{type(exc).__name__}: {exc}"[:300])
         write_json("status.json", status)
@@ -172,6 +182,7 @@ def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> Non
             late.append(index)
             continue
         write_json("progress.json", {"cell": index, "deadline": time.time() + limit})
+        recording.CURRENT_CELL[0] = index
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         signal.setitimer(signal.ITIMER_REAL, limit)

@@ -166,13 +166,18 @@ def rebuild_line(spec: FunctionSpec, case: CaseSpec) -> str:
     return f"Rebuild this case with `{line}`" + (f" (then {then})" if then else "")
 
 
-def _differs(name, arr, exp, rtol, atol) -> str | None:
-    """Why ``arr`` is not ``exp`` (None if it is), for a message."""
+def _differs(name, arr, exp, rtol, atol, hidden: bool = False) -> str | None:
+    """Why ``arr`` is not ``exp`` (None if it is), for a message. On a hidden case no number the
+    student's values chose is shown (they could spell out the hidden inputs)."""
     if arr.shape != exp.shape:
+        if hidden:
+            return f"`{name}` has the wrong shape; expected {exp.shape}"
         return f"`{name}` has shape {arr.shape}; expected {exp.shape}"
     if not np.all(np.isfinite(arr)) and np.all(np.isfinite(exp)):
         return f"`{name}` contains NaN or inf"
     if not np.allclose(arr, exp, rtol=rtol, atol=atol):
+        if hidden:
+            return f"`{name}` differs from the reference"
         err = float(np.max(np.abs(arr.astype(np.float64) - exp)))
         return f"`{name}` differs from the reference (max abs error {err:.3g})"
     return None
@@ -207,6 +212,9 @@ def compare(spec: FunctionSpec, case: CaseSpec, got: Sequence, expected: Sequenc
     for name, value, exp in zip(spec.compared, chosen, expected):
         arr = as_number_array(value)
         if arr is None:
+            if case.hidden:  # its type's name is the student's to choose
+                return Verdict(spec.function, False, f"{where}: `{name}` is not a NumPy float array "
+                                                     f"of shape {exp.shape}")
             return Verdict(spec.function, False, f"{where}: `{name}` is {describe(value)}; expected "
                                                  f"a NumPy float array of shape {exp.shape}")
         arrays[name] = (arr, exp)
@@ -221,16 +229,16 @@ def compare(spec: FunctionSpec, case: CaseSpec, got: Sequence, expected: Sequenc
             for n in stepped:
                 arr, exp = arrays[n]
                 if arr.shape != exp.shape:
-                    return fail(f"{where}: `{n}` has shape {arr.shape}; expected {exp.shape}")
+                    return fail(f"{where}: {_differs(n, arr, exp, rtol, atol, case.hidden)}")
             n_steps = min(arrays[n][1].shape[0] for n in stepped)
             for k in range(n_steps):
                 for n in stepped:
                     arr, exp = arrays[n]
-                    why = _differs(n, arr[k], exp[k], rtol, atol)
+                    why = _differs(n, arr[k], exp[k], rtol, atol, case.hidden)
                     if why:
                         return fail(f"{where}: at step {k + 1}, {why}")
             continue
-        why = _differs(name, *arrays[name], rtol, atol)
+        why = _differs(name, *arrays[name], rtol, atol, case.hidden)
         if why:
             return fail(f"{where}: {why}")
     return Verdict(spec.function, True, f"{where}: ok")
@@ -280,7 +288,8 @@ def decide(spec: FunctionSpec, cases: Iterable[tuple[CaseSpec, Result, Callable,
         if result.status != "ok":
             return Verdict(spec.function, False, f"{where}: {result.error or 'failed'}")
         if len(result.values) != len(spec.returns):
-            return Verdict(spec.function, False, f"{where}: returned {len(result.values)} values, "
+            count = "a different number of" if case.hidden else len(result.values)
+            return Verdict(spec.function, False, f"{where}: returned {count} values, "
                                                  f"expected {len(spec.returns)}")
         verdict = compare(spec, case, result.values, expected(), known)
         if not verdict.passed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.grader import pipeline
-from autograder.grader.grades import Row, write_csv
+from autograder.grader.grades import GRADER_ERROR, Row, write_csv
 from autograder.term.late import standing
 from autograder.term.roster import apply_due
 
@@ -45,7 +45,7 @@ def write_grades_csv(api, dest: Path) -> Path:
             row = {"assignment": a, "duedate": due[a] or "", "student_id": sid,
                    "last_name": p.last_name or "", "first_name": p.first_name or "", "email": p.email or "",
                    "max_score": s["max_score"], "status": s["status"]}
-            if s["status"] == "submitted":
+            if s["status"] in ("submitted", GRADER_ERROR):
                 row.update(timestamp=s["timestamp"] or "", raw_score=s["raw_score"],
                            late_submission_penalty=s["penalty"], score=s["score"], late=s["late"],
                            written_awaiting=s["awaiting"])

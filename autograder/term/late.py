@@ -42,8 +42,9 @@ def describe_late(seconds: float) -> str:
 
 
 def standing(api, assignment: str) -> dict:
-    """Per student in the gradebook: submitted or missing, lateness, penalty, written answers
-    awaiting a person, score after the penalty."""
+    """Per student in the gradebook: submitted, missing or "grader error" (the grader failed on
+    the submission: no score), lateness, penalty, written answers awaiting a person, score after
+    the penalty."""
     from nbgrader.api import Gradebook, MissingEntry
     plugin = CoursePenalty(config=api.config)
     out = {}
@@ -69,6 +70,10 @@ def standing(api, assignment: str) -> dict:
                 "name": " ".join(x for x in (student.first_name, student.last_name) if x),
                 "email": student.email or "",
             }
+    from autograder.grader.grades import GRADER_ERROR, grader_errors
+    for (a, sid), why in grader_errors(api.coursedir.root).items():  # never a score: not graded
+        if a == assignment and sid in out and out[sid]["status"] == "submitted":
+            out[sid].update(status=GRADER_ERROR, score=None, raw_score=None, reason=why)
     return out
 
 

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from autograder.grader.feedback import MATHJAX_SRC, offline_mathjax
-from autograder.grader.grades import write_csv
+from autograder.grader.grades import GRADER_ERROR, write_csv
 from autograder.term.collect import collected_names
 from autograder.term.grading import write_grades_csv
 from autograder.term.late import refresh_penalties, standing
@@ -77,7 +77,9 @@ def export(api, config, assignments: list[str], lms: str, out: Path, feedback: b
         row = [s.email or "", sid, full_name(s)]
         for a in assignments:
             st = state[a].get(sid, {})
-            if st.get("status") != "submitted":
+            if st.get("status") == GRADER_ERROR:
+                row += [None, "not graded yet: the grader failed on this submission"]
+            elif st.get("status") != "submitted":
                 row += [None, "missing: no submission"]
             else:
                 late = f"{st['late']}, -{st['penalty']:g} points" if st["penalty"] else st["late"]

@@ -16,6 +16,11 @@ Both give the same protections:
   side of ``autograder`` only (``autograder/student``): never the repository, ``solutions/``, the
   case tables, the gradebook, other submissions or the judge's reference values;
 * no network (its own empty net namespace), its own pid/ipc/uts namespaces, a new session;
+* hidden inputs never on any disk: the grader serves them over a socket in ``/grader`` (read-only;
+  no descriptor of it in the notebook's process), one case at a time, once, and only to a
+  recorder child of the notebook's process (``inputs``); that child may write only its own
+  outputs folder and may not signal the notebook (Landlock, where the kernel has it); what the
+  feedback shows of the run is the notebook as it was before the first case left (``run``);
 * a private /tmp and the job directory as the only writable places.  The job directory is a
   size-capped tmpfs that exists only in a private mount namespace held by a small holder process
   (``unshare``), so nothing is ever mounted on the host and it vanishes with the holder, even

@@ -110,7 +110,8 @@ def sandbox_python() -> str:
 
 
 def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
-                tmp_bytes: int = 256 << 20, extra_env: dict | None = None) -> list[str]:
+                tmp_bytes: int = 256 << 20, extra_env: dict | None = None,
+                grader: Path | None = None) -> list[str]:
     args = [bwrap_path(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
     if mode == "user":
@@ -140,6 +141,8 @@ def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
         args += ["--ro-bind", str(course), "/course"]
     if job is not None:
         args += ["--bind", str(job), "/job"]
+    if grader is not None:  # the input server's socket, read-only: the server decides who it answers
+        args += ["--ro-bind", str(grader), "/grader"]
     env = {"PATH": f"{_prefix_bin()}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
            "PYTHONPATH": "/course", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/rt",

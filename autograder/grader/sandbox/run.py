@@ -58,20 +58,21 @@ def run_notebook(nb: NotebookNode, request: dict, run_dir: RunDir, *, mode: str,
     except SandboxUnavailable:
         raise
     except Exception as exc:
-        why = "it does not fit the grader's space for one notebook" if getattr(exc, "errno", None) == 28 \
-            else f"{type(exc).__name__}: {exc}"
-        return RunResult("failed", f"the grader could not run this notebook: {why}"[:300], None, {},
-                         time.monotonic() - start)
+        if getattr(exc, "errno", None) == 28:  # the notebook filled its job folder
+            return RunResult("failed", "the grader could not run this notebook: it does not fit the "
+                                       "grader's space for one notebook", None, {}, time.monotonic() - start)
+        return RunResult("grader-error", f"the grader could not run this notebook: {type(exc).__name__}: "
+                                         f"{exc}"[:300], None, {}, time.monotonic() - start)
 
 
 MAX_RESUMES = 3
 
 
-def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+def _prepare(root: str, nb, manifest: dict, mode: str, slot: int) -> None:
+    """The job folder as a run starts: the manifest and the notebook, owned by the student's uid."""
     from autograder.grader.safety import without_excess
     record = os.path.join(root, "record")
     os.makedirs(record)
-    manifest = {f: entry for f, (entry, _) in request.items()}
     with open(recording.manifest_path(record), "w") as f:
         json.dump(manifest, f)
     nbformat.write(without_excess(nb), os.path.join(root, "notebook.ipynb"))
@@ -80,6 +81,22 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
         for dirpath, dirs, files in os.walk(root):
             for name in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
                 os.chown(name, uid, uid)
+
+
+def _wipe(root: str) -> None:
+    """Empty the job folder whatever the run left (modes, depth; rm never follows a symlink)."""
+    entries = [os.path.join(root, n) for n in os.listdir(root)]
+    folders = [e for e in entries if not os.path.islink(e) and os.path.isdir(e)]  # never a link's target
+    if folders:
+        subprocess.run(["chmod", "-R", "u+rwX", "--", *folders], capture_output=True)
+    if entries:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", *entries], capture_output=True)
+
+
+def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResult:
+    record = os.path.join(root, "record")
+    manifest = {f: entry for f, (entry, _) in request.items()}
+    _prepare(root, nb, manifest, mode, slot)
     plan = memory_plan(limits) if mode != "none" else None
     reader = JobReader(root)
     deadline = start + limits.notebook_seconds
@@ -88,7 +105,15 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
     oom = 0
     while True:
         left = max(deadline - time.monotonic(), 1.0)
-        server = _InputServer(request)
+        snapshot: list = []
+
+        def take_snapshot(into=snapshot):  # before the first hidden input leaves: what was shown so far
+            try:
+                into.append(reader.read("result/executed.ipynb", 32 << 20))
+            except Exception:
+                into.append(b"")
+        server = _InputServer(request, run_dir.scratch("inputs") / f"{Path(root).name}-{len(skip)}",
+                              take_snapshot)
         clocks = [str(limits.cell_seconds), f"{left:.3f}", ",".join(map(str, skip))]
         if mode == "none":
             cmd = [sys.executable, "-m", "autograder.student.runner", root, *clocks]
@@ -98,7 +123,7 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             preexec, cgroup = os.setsid, None
         else:
             cmd = (_enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot, limits.tmp_bytes,
-                                                   server.env())
+                                                   server.env("/grader"), server.folder)
                    + [sandbox_python(), "-m", "autograder.student.runner", "/job", *clocks])
             cgroup = None
             if plan.cgroup is not None:
@@ -112,9 +137,7 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
         try:
             with open(err_path, "wb") as log:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=log, env=env, preexec_fn=preexec,
-                                        pass_fds=server.child_fds)
-                server.started_child()
+                                        stderr=log, env=env, preexec_fn=preexec)
                 server.start()
                 killed, stuck = _watch(proc, reader, limits, time.monotonic() + left + GRACE)
         finally:
@@ -128,12 +151,18 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        served = bool(server.served)
         if stuck is not None and len(skip) < MAX_RESUMES and deadline - time.monotonic() > 2.0:
             skip.append(stuck)
             notes.append(killed)
+            if served:  # what that run left in the job folder may hold hidden inputs: a fresh one
+                _wipe(root)
+                _prepare(root, nb, manifest, mode, slot)
             continue
         break
-    status, reason, executed = _read_status(reader, killed, err)
+    status, reason, executed = _read_status(reader, killed, err, served)
+    if served:  # nothing the notebook wrote after a hidden input left the grader is shown
+        executed = _before_inputs(snapshot[0] if snapshot else b"", executed)
     if oom and status in ("killed", "runner-died"):
         status, reason = "out-of-memory", (f"the notebook used more than its "
                                            f"{plan.total / (1 << 30):g} GiB of memory and was stopped")
@@ -147,6 +176,48 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             status = "cell-timeout"
     results = read_results(reader, manifest)
     return RunResult(status, reason[:300], executed, results, time.monotonic() - start)
+
+
+AFTER_INPUTS = ("[the grader does not show this cell's output: the cell ran after a check had "
+                "been handed its hidden inputs]\n")
+
+
+_RUNNER_STATUSES = ("ok", "cell-timeout", "notebook-timeout", "unreadable")
+
+
+def _plain_status(status: str, reason: str) -> tuple[str, str]:
+    """After a hidden input was served, the runner's own words (status.json) may carry it: keep
+    a known status and only the numbers of the grader's own sentences."""
+    import re
+    if status not in _RUNNER_STATUSES:
+        return "runner-died", "the notebook's run reported a status the grader does not know"
+    cells = re.findall(r"\bcell (\d{1,4})\b", reason)
+    seconds = re.findall(r"its (\d{1,5}(?:\.\d{1,3})?) s\b", reason)
+    cell, limit = (cells[0] if cells else "?"), (seconds[0] if seconds else "?")
+    return status, {"ok": "", "unreadable": "the grader could not read the notebook",
+                    "cell-timeout": f"cell {cell} ran past its {limit} s limit and was stopped",
+                    "notebook-timeout": f"stopped before cell {cell}: the notebook ran out of its "
+                                        f"{limit} s"}[status]
+
+
+def _before_inputs(snapshot: bytes, final):
+    """The executed notebook as it was before the first hidden input was served; a cell that
+    ran after that shows a note instead of its outputs (the final copy, untrusted, only says
+    which cells ran)."""
+    try:
+        nb = nbformat.reads(snapshot.decode(), as_version=4)
+    except Exception:
+        return None
+    try:
+        ran = [c.get("execution_count") is not None or bool(c.get("outputs")) for c in final.cells]
+    except Exception:
+        ran = []
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code" or cell.get("execution_count") is not None or cell.get("outputs"):
+            continue
+        if index < len(ran) and ran[index]:
+            cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=AFTER_INPUTS)]
+    return nb
 
 
 GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
@@ -199,7 +270,7 @@ LINGERING = ("every cell had run, but a thread or process the notebook started k
              "ending; it was stopped")
 
 
-def _read_status(reader: JobReader, killed: str, err: bytes):
+def _read_status(reader: JobReader, killed: str, err: bytes, served: bool = False):
     executed = None
     try:
         executed = nbformat.reads(reader.read("result/executed.ipynb", 32 << 20).decode(), as_version=4)
@@ -210,8 +281,10 @@ def _read_status(reader: JobReader, killed: str, err: bytes):
     try:
         status = reader.read_json("result/status.json", 4096)
         code, reason = str(status.get("status", "unknown"))[:40], str(status.get("reason", ""))[:300]
+        if served:
+            code, reason = _plain_status(code, reason)
     except Exception:
-        tail = (err or b"").decode(errors="replace").strip().splitlines()
+        tail = (err or b"").decode(errors="replace").strip().splitlines() if not served else []
         hint = f" ({tail[-1][:200]})" if tail else ""
         return ("runner-died",
                 "the notebook's run ended before it could report (did the code kill its parent "

@@ -34,6 +34,7 @@ class Limits:
 class RunResult:
     """What a run brought back, already read (bounded) from the vanished job directory."""
     status: str                 # ok | cell-timeout | notebook-timeout | killed | runner-died | ...
+    #                             "grader-error": the grader's own machinery failed (retried, never a 0)
     reason: str                 # one line for the report ("" when ok)
     executed: object | None     # the executed notebook (untrusted data) or None
     results: dict = field(default_factory=dict)   # function -> [Result per case]
