@@ -437,6 +437,18 @@ def _masked_variant(count="own", dout_masked=True, dx_masked=True, mean_term=Tru
 
 
 _MASKED_MISTAKES = (
+    Mistake("fully observed form applied as it is",
+            "the form for a batch with no missing entry was applied unchanged: its sums ran over "
+            "all N rows, missing entries' dout included, and its means divided by N",
+            _masked_variant(count="N", dout_masked=False, dx_masked=False),
+            correction="count = mask.sum(axis=0); dy = np.where(mask, dout, 0.0); "
+                       "dx = np.where(mask, dx, 0.0)"),
+    Mistake("fully observed form applied as it is",
+            "the form for a batch with no missing entry was applied with dx zeroed at missing "
+            "entries only: its sums still ran over all N rows, missing entries' dout included, "
+            "and its means divided by N",
+            _masked_variant(count="N", dout_masked=False),
+            correction="count = mask.sum(axis=0); dy = np.where(mask, dout, 0.0)"),
     Mistake("count N for every feature",
             "the means in dx divided by the batch size, but a feature's mean and variance "
             "average only the entries observed in that feature",
@@ -488,8 +500,8 @@ _MASKED_MISTAKES = (
             correction="dbeta = np.where(mask, dout, 0.0).sum(axis=0)"),
 )
 
-_NAN = ("x holds NaN at missing entries: anything computed from x there is NaN, and NaN times a "
-        "mask of 0 is still NaN")
+_NAN = ("x holds NaN at missing entries and dout is not 0 there: anything computed from x there "
+        "is NaN (NaN times a mask of 0 is still NaN), and the output there is the constant 0")
 _MASK_HINT = ("the output at a missing entry is the constant 0; compare dx, dgamma and dbeta with "
               "a centered-difference numerical gradient over the observed entries")
 

@@ -279,8 +279,7 @@ _NONE_HINT = ("momentum None: the cumulative average runs over the batches this 
               "counted, which for a layer restarted mid-training includes those before the "
               "restart")
 _ONE_PASS = ("with mean 1e6 and std 1e-3, a variance computed as the mean of the squares minus "
-             "the squared mean subtracts two numbers near 1e12 that agree in every digit that "
-             "matters")
+             "the squared mean subtracts two huge numbers that agree in every digit that matters")
 _KERAS = {"momentum": 0.99, "epsilon": 1e-3}
 _AS_BUILT = ("the layer runs with the weight, bias and buffers its constructor made, nothing "
              "assigned to them: compare what forward reads at each step with what it should be")
