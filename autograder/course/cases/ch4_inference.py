@@ -161,10 +161,10 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
             else:
                 m_use, v_use = rm, rv
 
-            def normalized(m_use, v_use, x=x, per_channel=per_channel):
+            def normalized(m_use, v_use, w, b, x=x, per_channel=per_channel):
                 return (w.reshape(per_channel) * (x - m_use.reshape(per_channel))
                         / torch.sqrt(v_use.reshape(per_channel) + eps) + b.reshape(per_channel))
-            out = normalized(m_use, v_use)
+            out = normalized(m_use, v_use, w, b)
             if train or update_in_eval:
                 tracked += 1
                 reported += 1 if count else 0
@@ -180,9 +180,9 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
                 w = rv if w_aliased else w
                 b = rm if b_aliased else b
                 if not train:  # updated first, then normalized with the updated statistics
-                    out = normalized(rm, rv)
+                    out = normalized(rm, rv, w, b)
                 elif buffers_updated_first:  # the batch's statistics, the updated weight and bias
-                    out = normalized(m_use, v_use)
+                    out = normalized(m_use, v_use, w, b)
             rows["outputs"].append(R.numpy(out).ravel())
             rows["running_mean"].append(R.numpy(rm))
             rows["running_var"].append(R.numpy(rv))
