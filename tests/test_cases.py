@@ -55,18 +55,59 @@ def test_every_mistake_is_named_plainly_and_is_wrong_somewhere(assignment, check
 
 # ---- chapter 3: the staged part is earned only by the staged method --------------------------
 
+def _compact(dout, cache):
+    """Chapter 3's printed compact form (eq-ch3-dx), as a student would paste it."""
+    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
+    n = dout.shape[0]
+    dbeta, dgamma = dout.sum(axis=0), (dout * x_hat).sum(axis=0)
+    return (gamma * inv_std / n) * (n * dout - dbeta - x_hat * dgamma), dgamma, dbeta
+
+
 def test_compact_formula_earns_no_staged_points():
-    ns = solution_namespace("ch3_backward")
     staged = cases.find("batchnorm_backward")
-    verdict = checks.verdict_for_function(staged, ns["batchnorm_backward_alt"])
+    verdict = checks.verdict_for_function(staged, _compact)
     assert not verdict.passed and "returned 3 values, expected 6" in verdict.message
 
     def compact_padded(dout, cache):
         """The compact formula dressed up with the trivial node and zeros for the others."""
-        dx, dgamma, dbeta = ns["batchnorm_backward_alt"](dout, cache)
+        dx, dgamma, dbeta = _compact(dout, cache)
         return dx, dgamma, dbeta, cache[7] * dout, np.zeros_like(dbeta), np.zeros_like(dbeta)
     verdict = checks.verdict_for_function(staged, compact_padded)
     assert not verdict.passed and "`dvar` differs" in verdict.message
+
+
+def test_printed_compact_form_earns_no_transfer_points():
+    """Issue 23: the chapter's (N, D) formula, applied as printed, fails both transfers: the
+    masked one (a count per feature, entries that pass no gradient) and the (N, C, H, W) one."""
+    masked = cases.find("masked_batchnorm_backward")
+
+    def pasted_masked(dout, cache):
+        x, mask, mu, xc, var, std, x_hat, gamma, eps = cache
+        return _compact(dout, (x, mu, xc, var, std, 1.0 / std, x_hat, gamma, eps))
+    verdict = checks.verdict_for_function(masked, pasted_masked)
+    assert not verdict.passed and "fully observed form applied as it is" in verdict.message, verdict.message
+    spatial = cases.find("spatial_batchnorm_backward")
+    verdict = checks.verdict_for_function(spatial, _compact)
+    assert not verdict.passed
+    ns = solution_namespace("ch3_backward")
+    assert checks.verdict_for_function(masked, ns["masked_batchnorm_backward"]).passed
+    assert checks.verdict_for_function(spatial, ns["spatial_batchnorm_backward"]).passed
+
+
+def test_masked_reference_is_plain_batch_norm_on_the_observed_entries():
+    from autograder.course import reference as R
+    rng = np.random.default_rng(1)
+    x, gamma, dout = rng.normal(1, 2, (9, 3)), rng.uniform(0.5, 2, 3), rng.standard_normal((9, 3))
+    mask = np.ones_like(x, dtype=bool)
+    mask[[1, 4, 7], 1] = False
+    mask[:7, 2] = False
+    dx, dgamma, dbeta = R.masked_batchnorm_backward(dout, np.where(mask, x, np.nan), mask, gamma)
+    for d in range(3):
+        rows = mask[:, d]
+        want = R.batchnorm_backward(dout[rows, d:d + 1], x[rows, d:d + 1], gamma[d:d + 1], np.zeros(1))
+        np.testing.assert_allclose(dx[rows, d], want[0][:, 0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose([dgamma[d], dbeta[d]], [want[1][0], want[2][0]], rtol=1e-10)
+    assert np.all(dx[~mask] == 0.0)
 
 
 def test_staged_reference_agrees_with_batch_norm_autograd():
@@ -98,15 +139,16 @@ def test_averaged_dgamma_reused_in_dx_is_named_at_dbeta():
     ns = solution_namespace("ch3_backward")
 
     def averaged(dout, cache):
-        x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
-        n = dout.shape[0]
-        db, dg = dout.mean(axis=0), (dout * x_hat).mean(axis=0)
-        return (gamma * inv_std / n) * (n * dout - db - x_hat * dg), dg, db
-    check = cases.find("batchnorm_backward_alt")
+        x, mask, mu, xc, var, std, x_hat, gamma, eps = cache
+        count = mask.sum(axis=0)
+        dy = np.where(mask, dout, 0.0)
+        db, dg = dy.sum(axis=0) / count, (dy * x_hat).sum(axis=0) / count
+        return np.where(mask, gamma / std * (dy - db - x_hat * dg), 0.0), dg, db
+    check = cases.find("masked_batchnorm_backward")
     verdict = checks.verdict_for_function(check, averaged, check.cases[:1])
     assert "`dbeta` differs" in verdict.message
     assert "dgamma/dbeta averaged over the batch" in verdict.message
-    assert checks.verdict_for_function(check, ns["batchnorm_backward_alt"]).passed
+    assert checks.verdict_for_function(check, ns["masked_batchnorm_backward"]).passed
 
 
 def _array_shapes(value):

@@ -94,8 +94,8 @@ def test_ch3_part0_stubs_return_their_cache():
     """The release's forward stubs end as Exercise 2's did: `return out, cache` after the blank."""
     nb = nbformat.read(REPO / "exercises" / "ch3_backward" / "ch3_backward.ipynb", as_version=4)
     cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "forward_with_cache")
-    assert cell.source.count("raise NotImplementedError()") == 2
-    assert cell.source.count("    return out, cache") == 2
+    assert cell.source.count("raise NotImplementedError()") == 3   # (N, D), (N, C, H, W), masked
+    assert cell.source.count("    return out, cache") == 3
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "provided `spatial_batchnorm_forward`" not in text
 

@@ -67,3 +67,21 @@ def test_inputs_changed_in_place_are_named_for_every_protocol():
     from autograder.student.verdict import run_case
     result = run_case(solution_namespace("ch1_covariate_shift")["whiten"], inputs, check.spec)
     assert result.status == "ok"
+
+
+def test_layer_is_checked_as_its_constructor_made_it():
+    """Issue 25 item 7: a constructor that makes weight and running_var one array passes every
+    case that assigns fresh weight and bias, and differs from torch's layer in real use: the
+    visible case that keeps the constructor's state fails it and names the alias."""
+    check = cases.find("BatchNorm")
+    aliased = _with_bug("ch4_inference", "weight-is-running-var")
+    layer = aliased(3)
+    assert layer.weight is layer.running_var
+    assigned = [c for c in check.cases if not c.hidden and "constructor" not in c.name]
+    assert checks.verdict_for_function(check, aliased, assigned).passed
+    as_built = [c for c in check.cases if not c.hidden and "constructor" in c.name]
+    assert as_built and checks.case_inputs(check, as_built[0])["weight"] is None
+    verdict = checks.verdict_for_function(check, aliased, as_built)
+    assert not verdict.passed and "weight is running_var" in verdict.message, verdict.message
+    honest = solution_namespace("ch4_inference")["BatchNorm"]
+    assert checks.verdict_for_function(check, honest, as_built).passed

@@ -177,6 +177,29 @@ def batchnorm_backward_staged(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike,
     return tuple(numpy(t) for t in grads)
 
 
+def masked_batchnorm_backward(dout: ArrayLike, x: ArrayLike, mask: ArrayLike, gamma: ArrayLike,
+                              eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of sum(dout * y) for BN over the observed entries of each feature, by autograd.
+
+    x (N, D) with mask (N, D) True where an entry is observed (x may hold anything, NaN included,
+    elsewhere); every feature has at least one observed entry. Per feature, mean and biased
+    variance over its observed entries (its own count); y = gamma * x_hat + beta there, 0 at a
+    missing entry, which therefore gets dx = 0. Returns dx, dgamma, dbeta.
+    """
+    m = torch.as_tensor(np.asarray(mask, dtype=bool), device=DEVICE)
+    xt = tensor(np.where(np.asarray(mask, dtype=bool), x, 0.0)).requires_grad_(True)
+    g = tensor(gamma).requires_grad_(True)
+    b = torch.zeros_like(g).requires_grad_(True)
+    count = m.sum(dim=0).to(DTYPE)
+    zero = torch.zeros((), dtype=DTYPE, device=DEVICE)
+    mu = torch.where(m, xt, zero).sum(dim=0) / count
+    xc = torch.where(m, xt - mu, zero)
+    var = (xc ** 2).sum(dim=0) / count
+    out = torch.where(m, g * xc / torch.sqrt(var + eps) + b, zero)
+    dx, dg, db = torch.autograd.grad(out, (xt, g, b), grad_outputs=tensor(dout))
+    return numpy(dx), numpy(dg), numpy(db)
+
+
 # ---- chapter 4: running statistics and inference ------------------------------------------
 
 def batchnorm_train_steps(batches: list, gamma: ArrayLike, beta: ArrayLike, momentum: float = 0.1,
@@ -212,15 +235,16 @@ def keras_to_torch_momentum(m: float) -> float:
     return 1.0 - m
 
 
-def batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike, bias: ArrayLike,
+def batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike | None, bias: ArrayLike | None,
                            eps: float = 1e-5, momentum: float = 0.1, running_mean: ArrayLike | None = None,
                            running_var: ArrayLike | None = None,
                            num_batches_tracked: int | None = None) -> tuple[np.ndarray, ...]:
     """Run ``torch.nn.BatchNorm1d`` (2-D steps) or ``BatchNorm2d`` (4-D) through a script.
 
     ``steps`` is a list of ``(mode, x)`` with mode "train" or "eval"; the layer is put in that
-    mode and called on x. The layer starts as torch builds it; then its weight and bias (and,
-    when given, its buffers) are set. Returns:
+    mode and called on x. The layer starts as torch builds it; then its weight and bias and its
+    buffers are set, each only when given (None: the constructor's ones, zeros, zeros, ones).
+    Returns:
     - initial: weight, bias, running_mean, running_var, num_batches_tracked, training of the
       freshly built layer, concatenated, shape (4C + 2,)
     - outputs: every step's output, flattened and concatenated
@@ -236,8 +260,10 @@ def batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike, bi
     rows = {"outputs": [], "running_mean": [], "running_var": [], "num_batches_tracked": [],
             "training": []}
     with torch.no_grad():
-        bn.weight.copy_(tensor(weight))
-        bn.bias.copy_(tensor(bias))
+        if weight is not None:
+            bn.weight.copy_(tensor(weight))
+        if bias is not None:
+            bn.bias.copy_(tensor(bias))
         if running_mean is not None:
             bn.running_mean.copy_(tensor(running_mean))
         if running_var is not None:
@@ -529,7 +555,8 @@ def fold_bn_conv(gamma: ArrayLike, beta: ArrayLike, running_mean: ArrayLike, run
 KERAS_MOMENTUM, KERAS_EPSILON = 0.99, 1e-3
 
 
-def keras_batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike, bias: ArrayLike,
+def keras_batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike | None,
+                                 bias: ArrayLike | None,
                                  momentum: float = KERAS_MOMENTUM, epsilon: float = KERAS_EPSILON,
                                  running_mean: ArrayLike | None = None, running_var: ArrayLike | None = None,
                                  num_batches_tracked: int | None = None) -> tuple[np.ndarray, ...]:
@@ -543,7 +570,8 @@ def keras_batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLi
     mm = tensor(np.zeros(c) if running_mean is None else running_mean)
     mv = tensor(np.ones(c) if running_var is None else running_var)
     tracked = 0 if num_batches_tracked is None else int(num_batches_tracked)
-    w, b = tensor(weight), tensor(bias)
+    w = tensor(np.ones(c) if weight is None else weight)
+    b = tensor(np.zeros(c) if bias is None else bias)
     initial = np.concatenate([np.ones(c), np.zeros(c), np.zeros(c), np.ones(c), [0.0, 1.0]])
     rows = {"outputs": [], "running_mean": [], "running_var": [], "num_batches_tracked": [],
             "training": []}

@@ -60,7 +60,8 @@ def layer_script(cls, inputs: dict):
     inputs: num_features, eps, momentum (a number or None), keras (None, or a dict with
     "momentum" and "epsilon": the layer is then built by ``cls.from_keras(num_features,
     momentum=..., epsilon=...)``), weight, bias, running_mean, running_var and
-    num_batches_tracked (None: keep what the constructor made), and steps, a list of
+    num_batches_tracked (each None: keep what the constructor made, as a layer in real use does,
+    so a constructor whose arrays share memory is checked as built), and steps, a list of
     {"mode": "train" or "eval", "x": array}. Each step calls ``layer.train()`` or ``layer.eval()``
     and then ``layer.forward(x)``.
 

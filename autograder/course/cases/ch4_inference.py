@@ -2,7 +2,8 @@
 
 * ``BatchNorm`` is a class mirroring ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``. The
   ``layer_script`` protocol builds it, sets its weight and bias (and sometimes its buffers, as in
-  the middle of training), then runs a script of train and eval steps; the layer's outputs and
+  the middle of training) or keeps the constructor's own (as real use does: a constructor whose
+  weight and running_var are one array is then seen), then runs a script of train and eval steps; the layer's outputs and
   buffers after every step are compared with the torch layer's trajectory. Keras' conventions
   are folded in as a classmethod, ``BatchNorm.from_keras(num_features, momentum, epsilon)``.
 * ``train_bn_mlp`` trains affine -> BN -> ReLU, twice, then an affine classifier, on batches of
@@ -25,13 +26,15 @@ LAYER_RETURNS = ("initial state", "outputs", "running_mean", "running_var",
 
 
 def _script_inputs(shape, modes, momentum=0.1, eps=1e-5, keras=None, loc=0.0, scale=1.0,
-                   mid_training=False, constant_channel=False, eval_n=None, random_shape=False):
+                   mid_training=False, constant_channel=False, eval_n=None, random_shape=False,
+                   as_built=False):
     """A layer's inputs and a script of steps, ``modes`` a string of "t" (train) and "e" (eval).
 
     The batches' per-channel centre and spread drift from step to step, so the running
     statistics never equal one batch's. ``mid_training`` starts from other buffers and a
     non-zero num_batches_tracked; ``eval_n`` is the batch size of eval steps (N = 1 is legal
-    there); ``constant_channel`` makes channel 0 constant in every batch.
+    there); ``constant_channel`` makes channel 0 constant in every batch; ``as_built`` leaves
+    weight and bias as the constructor made them (None).
     """
     def make(rng):
         shp = list(shape)
@@ -60,9 +63,11 @@ def _script_inputs(shape, modes, momentum=0.1, eps=1e-5, keras=None, loc=0.0, sc
         if mid_training:
             start = {"running_mean": rng.uniform(-2, 2, c), "running_var": rng.uniform(0.2, 3.0, c),
                      "num_batches_tracked": int(rng.integers(1, 20))}
+        weight, bias = rng.uniform(0.5, 2.0, c), rng.uniform(-1, 1, c)
+        if as_built:
+            weight = bias = None
         return {"num_features": c, "eps": eps, "momentum": momentum, "keras": keras,
-                "weight": rng.uniform(0.5, 2.0, c), "bias": rng.uniform(-1, 1, c),
-                **start, "steps": steps}
+                "weight": weight, "bias": bias, **start, "steps": steps}
     return make
 
 
@@ -114,10 +119,14 @@ def _layer_reference(inputs):
 def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True,
                    eval_batch_stats=False, update_in_eval=False, running_in_training=False,
                    keras_raw_momentum=False, keras_default_eps=False, keras_torch_converted=False,
-                   zero_as_none=False):
+                   zero_as_none=False, weight_is_running_var=False, bias_is_running_mean=False,
+                   buffers_updated_first=False):
     """A wrong layer run through the same script, for naming a student's mistake. A layer from
     ``from_keras`` keeps the biased running variance (Keras' rule) unless the mistake is
-    ``keras_torch_converted``, the torch layer with momentum 1 - m."""
+    ``keras_torch_converted``, the torch layer with momentum 1 - m. ``weight_is_running_var`` /
+    ``bias_is_running_mean``: a constructor that made them one array, updated in place; the
+    alias lasts while the script assigns neither of the two. ``buffers_updated_first``: the
+    training step updates the buffers before it normalizes (the same outputs unless aliased)."""
     @_in_compared_order
     def compute(inputs):
         import torch
@@ -133,7 +142,12 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
         rm = R.tensor(np.zeros(c) if inputs["running_mean"] is None else inputs["running_mean"])
         rv = R.tensor(np.ones(c) if inputs["running_var"] is None else inputs["running_var"])
         reported = tracked = inputs["num_batches_tracked"] or 0
-        w, b = R.tensor(inputs["weight"]), R.tensor(inputs["bias"])
+        w = R.tensor(np.ones(c) if inputs["weight"] is None else inputs["weight"])
+        b = R.tensor(np.zeros(c) if inputs["bias"] is None else inputs["bias"])
+        w_aliased = (weight_is_running_var and inputs["weight"] is None
+                     and inputs["running_var"] is None)
+        b_aliased = (bias_is_running_mean and inputs["bias"] is None
+                     and inputs["running_mean"] is None)
         initial = np.concatenate([np.ones(c), np.zeros(c), np.zeros(c), np.ones(c), [0.0, 1.0]])
         rows = {k: [] for k in LAYER_RETURNS[1:]}
         for step in inputs["steps"]:
@@ -147,10 +161,10 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
             else:
                 m_use, v_use = rm, rv
 
-            def normalized(m_use, v_use, x=x, per_channel=per_channel):
+            def normalized(m_use, v_use, w, b, x=x, per_channel=per_channel):
                 return (w.reshape(per_channel) * (x - m_use.reshape(per_channel))
                         / torch.sqrt(v_use.reshape(per_channel) + eps) + b.reshape(per_channel))
-            out = normalized(m_use, v_use)
+            out = normalized(m_use, v_use, w, b)
             if train or update_in_eval:
                 tracked += 1
                 reported += 1 if count else 0
@@ -163,8 +177,12 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
                     rm, rv = factor * rm + (1 - factor) * mu, factor * rv + (1 - factor) * var_run
                 else:
                     rm, rv = (1 - factor) * rm + factor * mu, (1 - factor) * rv + factor * var_run
+                w = rv if w_aliased else w
+                b = rm if b_aliased else b
                 if not train:  # updated first, then normalized with the updated statistics
-                    out = normalized(rm, rv)
+                    out = normalized(rm, rv, w, b)
+                elif buffers_updated_first:  # the batch's statistics, the updated weight and bias
+                    out = normalized(m_use, v_use, w, b)
             rows["outputs"].append(R.numpy(out).ravel())
             rows["running_mean"].append(R.numpy(rm))
             rows["running_var"].append(R.numpy(rv))
@@ -178,54 +196,93 @@ def _layer_variant(biased_running=False, flipped=False, none_as=None, count=True
 
 _LAYER_MISTAKES = (
     Mistake("biased running variance",
-            "the batch is normalized with its biased variance, but torch's running_var averages "
-            "the unbiased one: n / (n - 1) times it, with n the number of values per channel",
-            _layer_variant(biased_running=True)),
+            "running_var was fed the very variance the batch was normalized with; torch's buffer "
+            "averages another estimate of it, and the gap grows as the batch shrinks",
+            _layer_variant(biased_running=True),
+            correction="batch_var = var * n / (n - 1)  # n values per channel"),
     Mistake("momentum weighting flipped",
-            "PyTorch's momentum is the weight of the NEW batch statistic in the running average; "
-            "Keras' is the weight of the old average",
-            _layer_variant(flipped=True)),
+            "the running average gave momentum's weight to the old average and the rest to the "
+            "batch: the convention of the other framework",
+            _layer_variant(flipped=True),
+            correction="running_mean = (1 - m) * running_mean + m * mean"),
     Mistake("momentum None treated as 0.1",
-            "momentum None means the cumulative average: each batch is weighted by one over the "
-            "count of batches seen so far, that count included",
-            _layer_variant(none_as=0.1)),
+            "momentum None got a fixed weight, so old batches fade geometrically, where None asks "
+            "for every batch since the count began to weigh the same",
+            _layer_variant(none_as=0.1),
+            correction="m = 1.0 / self.num_batches_tracked  # after the increment"),
     Mistake("momentum 0 treated as None",
-            "momentum 0.0 is a number, and a legal one: the running statistics then never move; "
-            "only None means the cumulative average (0.0 is false in an `or`)",
-            _layer_variant(zero_as_none=True)),
+            "momentum 0.0 is a number, and a legal one, yet the layer averaged as for None: "
+            "0.0 is false in an `or` or an `if momentum`",
+            _layer_variant(zero_as_none=True),
+            correction="m = 1.0 / count if self.momentum is None else self.momentum"),
     Mistake("num_batches_tracked not counted",
-            "num_batches_tracked grows by one at every training-mode forward pass, whether or not "
-            "momentum is a number",
-            _layer_variant(count=False)),
+            "num_batches_tracked stayed where it started while training steps went by, so it no "
+            "longer says how many batches the running statistics have seen",
+            _layer_variant(count=False),
+            correction="self.num_batches_tracked += 1  # at every training-mode forward"),
     Mistake("batch statistics used at eval",
-            "in eval mode a test example's output must not depend on the rest of its batch",
-            _layer_variant(eval_batch_stats=True)),
+            "in eval mode the output of one example changed with the rest of its batch: the "
+            "statistics came from the batch itself",
+            _layer_variant(eval_batch_stats=True),
+            correction="mean, var = self.running_mean, self.running_var  # eval mode"),
     Mistake("running statistics updated at eval",
-            "eval mode only reads the buffers; they change in training mode only",
-            _layer_variant(update_in_eval=True)),
+            "the buffers moved during an eval-mode step: evaluating the model changed it",
+            _layer_variant(update_in_eval=True),
+            correction="if self.training: update the buffers (eval mode leaves them alone)"),
     Mistake("running statistics used in training",
-            "in training mode the batch is normalized with its own statistics; the running ones "
-            "are only updated there",
-            _layer_variant(running_in_training=True)),
+            "a training step normalized with the running statistics: its output then leans on "
+            "past batches and the batch's own mean is not removed",
+            _layer_variant(running_in_training=True),
+            correction="mean, var = x.mean(axis=axes), x.var(axis=axes)  # training mode"),
     Mistake("Keras momentum not converted",
-            "Keras' momentum (0.99 by default) is the weight of the OLD average, PyTorch's the "
-            "weight of the new batch",
-            _layer_variant(keras_raw_momentum=True)),
+            "Keras' momentum went in as PyTorch's: with 0.99 each new batch then takes almost all "
+            "of the weight, and the buffers jump to every batch's statistics",
+            _layer_variant(keras_raw_momentum=True),
+            correction="cls(num_features, eps=epsilon, momentum=1.0 - momentum)"),
     Mistake("Keras epsilon ignored",
-            "a Keras layer adds its own epsilon (1e-3 by default) under the square root, not "
-            "torch's 1e-5",
-            _layer_variant(keras_default_eps=True)),
+            "the layer built by from_keras normalized with torch's default constant under the "
+            "square root: Keras' own was lost on the way",
+            _layer_variant(keras_default_eps=True),
+            correction="cls(num_features, eps=epsilon, ...)"),
     Mistake("Keras layer converted to torch's running variance",
-            "converting the momentum is not enough: Keras' moving_variance averages the BIASED "
-            "batch variance (Chapter 4), torch's running_var the unbiased one",
-            _layer_variant(keras_torch_converted=True)),
+            "the from_keras layer's moving variance follows torch's rule for the batch variance it "
+            "averages; Keras feeds its moving_variance a different one (Chapter 4's table)",
+            _layer_variant(keras_torch_converted=True),
+            correction="from_keras: average the biased batch variance var into running_var"),
+    Mistake("weight is running_var",
+            "the layer's weight and running_var are one array: a training step that updates the "
+            "running variance in place rescales every later output by it",
+            _layer_variant(weight_is_running_var=True),
+            correction="self.weight = np.ones(num_features)\n"
+                       "self.running_var = np.ones(num_features)  # two arrays"),
+    Mistake("weight is running_var",
+            "the layer's weight and running_var are one array: a training step that updates "
+            "running_var in place rescales its own output and every later one by it",
+            _layer_variant(weight_is_running_var=True, buffers_updated_first=True),
+            correction="self.weight = np.ones(num_features)\n"
+                       "self.running_var = np.ones(num_features)  # two arrays"),
+    Mistake("bias is running_mean",
+            "the layer's bias and running_mean are one array: a training step that updates the "
+            "running mean in place shifts every later output by it",
+            _layer_variant(bias_is_running_mean=True),
+            correction="self.bias = np.zeros(num_features)\n"
+                       "self.running_mean = np.zeros(num_features)  # two arrays"),
+    Mistake("bias is running_mean",
+            "the layer's bias and running_mean are one array: a training step that updates "
+            "running_mean in place shifts its own output and every later one by it",
+            _layer_variant(bias_is_running_mean=True, buffers_updated_first=True),
+            correction="self.bias = np.zeros(num_features)\n"
+                       "self.running_mean = np.zeros(num_features)  # two arrays"),
 )
 
-_NONE_HINT = ("momentum None: each batch's weight is one over the number of batches counted so "
-              "far, counted from the layer's own num_batches_tracked")
-_ONE_PASS = ("with mean 1e6 and std 1e-3, a variance computed from the mean of the squares minus "
-             "the squared mean cancels catastrophically; center before squaring")
+_NONE_HINT = ("momentum None: the cumulative average runs over the batches this layer has "
+              "counted, which for a layer restarted mid-training includes those before the "
+              "restart")
+_ONE_PASS = ("with mean 1e6 and std 1e-3, a variance computed as the mean of the squares minus "
+             "the squared mean subtracts two huge numbers that agree in every digit that matters")
 _KERAS = {"momentum": 0.99, "epsilon": 1e-3}
+_AS_BUILT = ("the layer runs with the weight, bias and buffers its constructor made, nothing "
+             "assigned to them: compare what forward reads at each step with what it should be")
 
 _LAYER = Check(
     function="BatchNorm",
@@ -244,6 +301,8 @@ _LAYER = Check(
              _script_inputs((10, 3), "ttttte", keras=_KERAS)),
         Case("momentum 0.0: train x3, eval", _script_inputs((5, 2), "ttte", momentum=0.0),
              hint="momentum 0.0: the running statistics keep their initial values"),
+        Case("a layer as its constructor made it: train x3, eval",
+             _script_inputs((6, 3), "ttte", loc=2.0, as_built=True), hint=_AS_BUILT),
         Case("random (N, C) and script, momentum 0.1", _script_inputs((0, 0), "", random_shape=True),
              hidden=True),
         Case("random (N, C, H, W) and script, momentum None",
@@ -262,6 +321,12 @@ _LAYER = Check(
                             mid_training=True), hidden=True),
         Case("mean 1e6, std 1e-3", _script_inputs((16, 3), "tttet", loc=1e6, scale=1e-3),
              hidden=True, rtol=1e-5, atol=1e-6, hint=_ONE_PASS),
+        Case("(N, C, H, W) as built, momentum None: train, eval, train x2, eval",
+             _script_inputs((3, 4, 2, 2), "tettte", momentum=None, loc=-1.0, as_built=True),
+             hidden=True, hint=_AS_BUILT),
+        Case("from_keras as built: train x4, eval",
+             _script_inputs((7, 5), "tttte", keras=_KERAS, loc=1.5, as_built=True), hidden=True,
+             hint=_AS_BUILT),
         Case("momentum 0.0 from the middle of training, (N, C, H, W)",
              _script_inputs((3, 4, 2, 3), "ttettt", momentum=0.0, mid_training=True), hidden=True,
              hint="momentum 0.0: the running statistics keep the values they had"),
@@ -400,34 +465,43 @@ def _mlp_variant(loss_sum=False, grad_sum=False, stats_constant=False, biased_ru
 
 _MLP_MISTAKES = (
     Mistake("loss summed over the batch",
-            "the loss is the MEAN cross-entropy over the N examples, and its gradient is the "
-            "gradient of that mean",
-            _mlp_variant(loss_sum=True)),
+            "the recorded loss and its gradient grow with the batch size: they add up the N "
+            "examples' cross-entropies where the loss averages them",
+            _mlp_variant(loss_sum=True),
+            correction="loss = -log_probs[np.arange(n), y].mean(); dscores /= n"),
     Mistake("gradient not divided by the batch size",
-            "the loss is a mean over the batch: the gradient of the scores carries the same "
-            "1/N as the loss",
-            _mlp_variant(grad_sum=True)),
+            "the recorded loss is right but every gradient is N times too large: the backward "
+            "pass started from the gradient of the summed loss",
+            _mlp_variant(grad_sum=True),
+            correction="dscores /= n"),
     Mistake("batch statistics treated as constants in backward",
-            "the batch mean and variance depend on every example: the BN backward pass needs "
-            "the mean and variance terms of Chapter 3's compact formula, not only the scaling",
-            _mlp_variant(stats_constant=True)),
+            "the BN backward pass treated the batch mean and variance as constants: it lost the "
+            "paths through which each example's input reaches every other example's output",
+            _mlp_variant(stats_constant=True),
+            correction="dz = (dz_hat - dz_hat.mean(axis=0) - z_hat * (dz_hat * z_hat).mean(axis=0)) / std"),
     Mistake("biased running variance",
-            "running_var averages the UNBIASED batch variance, as torch's layer does",
-            _mlp_variant(biased_running=True)),
+            "running_var was fed the very variance the batch was normalized with; torch's layer "
+            "averages another estimate of it",
+            _mlp_variant(biased_running=True),
+            correction="running_var = (1 - momentum) * running_var + momentum * var * n / (n - 1)"),
     Mistake("gamma and beta not trained",
-            "gamma1, beta1, gamma2 and beta2 are parameters, trained by SGD like the weights",
-            _mlp_variant(frozen_bn=True)),
+            "gamma1, beta1, gamma2 and beta2 kept their initial values while the weights moved",
+            _mlp_variant(frozen_bn=True),
+            correction="p = {k: v - lr * grads[k] for k, v in p.items()}  # all ten"),
     Mistake("batch statistics used at eval",
-            "x_eval is scored in eval mode, with the running statistics",
-            _mlp_variant(eval_batch_stats=True)),
+            "x_eval's scores were normalized with x_eval's own statistics: each example's score "
+            "then depends on the rest of x_eval",
+            _mlp_variant(eval_batch_stats=True),
+            correction="z_hat = (z - running_mean) / np.sqrt(running_var + eps)  # eval"),
     Mistake("running statistics not updated",
-            "every training-mode forward pass moves running_mean and running_var toward the "
-            "batch's statistics",
-            _mlp_variant(no_running_update=True)),
+            "running_mean and running_var stayed at zeros and ones through training",
+            _mlp_variant(no_running_update=True),
+            correction="running_mean = (1 - momentum) * running_mean + momentum * mu"),
     Mistake("history holds references, not copies",
             "a snapshot in history that refers to an array later updated in place changes with "
-            "it: every step must keep its own values",
-            _mlp_variant(aliased_history=True)),
+            "it, so earlier steps show later values",
+            _mlp_variant(aliased_history=True),
+            correction="history.append({k: v.copy() for k, v in p.items()})"),
 )
 
 _MLP_HINT = ("read the first step that differs: a wrong loss there points at that step's forward "

@@ -69,51 +69,6 @@ def batchnorm_backward(dout, cache):
     dmu = -dxc.sum(axis=0)
     dx = dxc + dmu / N
     return dx, dgamma, dbeta, dx_hat, dvar, dmu'''),
-    Bug("mean-term-missing", "batchnorm_backward_alt", "mean term of dx missing", '''\
-def batchnorm_backward_alt(dout, cache):
-    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
-    N = dout.shape[0]
-    dbeta = dout.sum(axis=0)
-    dgamma = (dout * x_hat).sum(axis=0)
-    dx = gamma * inv_std / N * (N * dout - x_hat * dgamma)
-    return dx, dgamma, dbeta'''),
-    Bug("averaged-dgamma", "batchnorm_backward_alt", "dgamma/dbeta averaged over the batch", '''\
-def batchnorm_backward_alt(dout, cache):
-    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
-    dbeta = dout.mean(axis=0)
-    dgamma = (dout * x_hat).mean(axis=0)
-    dx = gamma * inv_std * (dout - dbeta - x_hat * dgamma)
-    return dx, dgamma, dbeta'''),
-    Bug("recomputed-unbiased-std", "batchnorm_backward_alt", "unbiased std recomputed", '''\
-def batchnorm_backward_alt(dout, cache):
-    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
-    N = dout.shape[0]
-    std = np.sqrt(x.var(axis=0, ddof=1) + eps)
-    x_hat = (x - x.mean(axis=0)) / std
-    dbeta = dout.sum(axis=0)
-    dgamma = (dout * x_hat).sum(axis=0)
-    dx = gamma / std / N * (N * dout - dbeta - x_hat * dgamma)
-    return dx, dgamma, dbeta'''),
-    Bug("reshape-no-transpose", "spatial_batchnorm_backward", "reshape without transpose", '''\
-def spatial_batchnorm_backward(dout, cache):
-    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
-    N, C, H, W = dout.shape
-    dy = dout.reshape(-1, C)
-    M = dy.shape[0]
-    dbeta = dy.sum(axis=0)
-    dgamma = (dy * x_hat).sum(axis=0)
-    dx = (gamma * inv_std / M) * (M * dy - dbeta - x_hat * dgamma)
-    return dx.reshape(N, C, H, W), dgamma, dbeta'''),
-    Bug("spatial-variance-term-missing", "spatial_batchnorm_backward", "variance term of dx missing",
-        '''\
-def spatial_batchnorm_backward(dout, cache):
-    x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
-    N, C, H, W = dout.shape
-    dy = dout.transpose(0, 2, 3, 1).reshape(-1, C)
-    dbeta = dy.sum(axis=0)
-    dgamma = (dy * x_hat).sum(axis=0)
-    dx = gamma * inv_std * (dy - dy.mean(axis=0))
-    return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta'''),
     Bug("staged-mean-term-missing", "batchnorm_backward", "mean term of dx missing", _edited(
         "batchnorm_backward", ("    dx = dxc + dmu / N\n", "    dx = dxc\n"))),
     Bug("sqrt-derivative-inverted", "batchnorm_backward", "square-root derivative inverted", _edited(
@@ -136,21 +91,44 @@ BUGS += [
         "batchnorm_backward", ("dmu = -dxc.sum(axis=0)", "dmu = dxc.sum(axis=0)"))),
     Bug("dmu-not-spread", "batchnorm_backward", "dmu not spread over the N rows", _edited(
         "batchnorm_backward", ("dx = dxc + dmu / N", "dx = dxc + dmu"))),
-    Bug("averaged-dgamma-reused", "batchnorm_backward_alt", "dgamma/dbeta averaged over the batch", _edited(
-        "batchnorm_backward_alt", ("dbeta = dout.sum(axis=0)", "dbeta = dout.mean(axis=0)"),
-        ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).mean(axis=0)"))),
+    Bug("masked-count-n", "masked_batchnorm_backward", "count N for every feature", _edited(
+        "masked_batchnorm_backward", ("count = mask.sum(axis=0)", "count = dout.shape[0]"))),
+    Bug("masked-dout-at-missing", "masked_batchnorm_backward", "dout at missing entries used", _edited(
+        "masked_batchnorm_backward", ("dy = np.where(mask, dout, 0.0)", "dy = dout"))),
+    Bug("masked-dx-not-zero-at-missing", "masked_batchnorm_backward", "dx non-zero at missing entries",
+        _edited("masked_batchnorm_backward",
+                ("dx = np.where(mask, gamma / std * (dy - dbeta / count - x_hat * dgamma / count), 0.0)",
+                 "dx = gamma / std * (dy - dbeta / count - x_hat * dgamma / count)"))),
+    Bug("masked-averaged-dgamma", "masked_batchnorm_backward", "dgamma/dbeta averaged over the batch",
+        _edited("masked_batchnorm_backward",
+                ("    return dx, dgamma, dbeta", "    return dx, dgamma / count, dbeta / count"))),
+    Bug("masked-compact-form-unmasked", "masked_batchnorm_backward", "count N for every feature", '''\
+def masked_batchnorm_backward(dout, cache):
+    x, mask, mu, xc, var, std, x_hat, gamma, eps = cache
+    N = dout.shape[0]
+    dy = dout * mask
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    dx = mask * (gamma / std / N) * (N * dy - dbeta - x_hat * dgamma)
+    return dx, dgamma, dbeta'''),
     Bug("spatial-count-n", "spatial_batchnorm_backward", "count N instead of N*H*W", _edited(
-        "spatial_batchnorm_backward", ("M = dy.shape[0]", "M = N"))),
+        "spatial_batchnorm_backward", ("M = N * H * W", "M = N"))),
+    Bug("spatial-count-all", "spatial_batchnorm_backward", "count N*C*H*W instead of N*H*W", _edited(
+        "spatial_batchnorm_backward", ("M = N * H * W", "M = dout.size"))),
+    Bug("spatial-variance-term-missing", "spatial_batchnorm_backward", "variance term of dx missing",
+        _edited("spatial_batchnorm_backward",
+                (" - x_hat * dgamma.reshape(per_channel))", ")"))),
     Bug("spatial-params-per-position", "spatial_batchnorm_backward",
         "dgamma/dbeta not summed over H and W", '''\
 def spatial_batchnorm_backward(dout, cache):
     x, mu, xc, var, std, inv_std, x_hat, gamma, eps = cache
     N, C, H, W = dout.shape
-    dy = dout.transpose(0, 2, 3, 1).reshape(-1, C)
-    M = dy.shape[0]
-    dx = (gamma * inv_std / M) * (M * dy - dy.sum(axis=0) - x_hat * (dy * x_hat).sum(axis=0))
-    x_hat4 = x_hat.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    M = N * H * W
+    per_channel = (1, C, 1, 1)
+    dx = ((gamma * inv_std).reshape(per_channel) / M
+          * (M * dout - dout.sum(axis=(0, 2, 3)).reshape(per_channel)
+             - x_hat * (dout * x_hat).sum(axis=(0, 2, 3)).reshape(per_channel)))
     dbeta = dout.sum(axis=0)
-    dgamma = (dout * x_hat4).sum(axis=0)
-    return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta'''),
+    dgamma = (dout * x_hat).sum(axis=0)
+    return dx, dgamma, dbeta'''),
 ]

@@ -78,6 +78,13 @@ BUGS = [
     Bug("momentum-zero-as-none", "BatchNorm", "momentum 0 treated as None", _edited(
         "BatchNorm", ("m = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum",
                       "m = self.momentum or 1.0 / self.num_batches_tracked"))),
+    Bug("weight-is-running-var", "BatchNorm", "weight is running_var", _edited(
+        "BatchNorm", ("        self.weight = np.ones(num_features)\n",
+                      "        self.weight = self.running_var = np.ones(num_features)\n"),
+        ("        self.running_var = np.ones(num_features)\n", ""),
+        ("            self.running_var = (1 - m) * self.running_var + m * batch_var\n",
+         "            self.running_var *= 1 - m\n"
+         "            self.running_var += m * batch_var\n"))),
     Bug("forward-modifies-x", "BatchNorm", "modified its input `x` in place", _edited(
         "BatchNorm", ("        x_hat = (x - mean.reshape(per_channel)) / np.sqrt(var.reshape(per_channel) + self.eps)",
                       "        x -= mean.reshape(per_channel)\n"
