@@ -167,9 +167,16 @@ class Hooks:
 
 def grade(assignments: list[str], students: list[str] | None = None, workers: int | None = None,
           mode: str | None = None, limits: dict | None = None, progress: bool = True,
-          feedback: bool = True, say: Callable[[str], None] = print, hooks: Hooks | None = None) -> list[Row]:
+          feedback: bool = True, say: Callable[[str], None] = print, hooks: Hooks | None = None,
+          cluster: str | None = None) -> list[Row]:
     """Grade every submission of ``assignments``. ``mode`` and ``limits`` (SandboxedJudge's
-    settings by name) override ``nbgrader_config.py``. Says which sandbox mode ran."""
+    settings by name) override ``nbgrader_config.py``. Says which sandbox mode ran. ``cluster``
+    (a Dask scheduler address or file) grades each submission on the cluster's workers instead
+    (``autograder.grader.cluster``)."""
+    if cluster:
+        from autograder.grader.cluster import grade_on_cluster
+        return grade_on_cluster(cluster, assignments, students=students, mode=mode, limits=limits,
+                                progress=progress, feedback=feedback, say=say, hooks=hooks)
     config = load_config()
     for name, value in {"mode": mode, **(limits or {})}.items():
         if value is not None:
