@@ -2,6 +2,8 @@
 
     python -m autograder.tools.bench [--students 40] [--workers N] [--skip-stock]
     python -m autograder.tools.bench --solutions     # each solution notebook, top to bottom
+    python -m autograder.tools.bench --scaling --students 12   # where the time goes; 1 and 2
+                                                               # Dask workers; Amdahl (tools/scaling.py)
 
 1. this pipeline: ``grading.grade`` (sandboxed parallel runs, trusted judge, nbgrader gradebook),
    in each sandbox mode this user can run: root mode and user mode (unprivileged user
@@ -138,8 +140,14 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-stock", action="store_true", help="stock nbgrader is slow: skip it")
     parser.add_argument("--solutions", action="store_true",
                         help="only time each solution notebook top to bottom")
+    parser.add_argument("--scaling", action="store_true",
+                        help="where each notebook's time goes, the class locally and on 1 and 2 Dask "
+                             "workers, and an Amdahl projection (autograder/tools/scaling.py)")
     args = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    if args.scaling:
+        from autograder.tools import scaling
+        return scaling.main(args)
     from autograder.course.cases import ASSIGNMENT_IDS
     assignments = args.assignment or list(ASSIGNMENT_IDS)
     if args.solutions:
