@@ -12,14 +12,17 @@ needs). One task is one student's submission of one assignment, start to finish:
 3. nbgrader writes that submission's grades straight into the shared PostgreSQL gradebook
    (*sharded* writes: each task writes its own submission; the students are created up front by
    the coordinator, so no two tasks create the same row);
-4. it returns what the grade needs: the row (score, status, one-line reason, per-check outcome),
-   the autograded notebook (for feedback and formgrader) and where its time went.
+4. it renders the student's feedback page there (nbgrader ``generate_feedback`` with the course's
+   template, in a subprocess with a clock and a memory cap, as local mode does);
+5. it returns what the grade needs: the row (score, status, one-line reason, per-check outcome),
+   the autograded notebook (for formgrader), the feedback page and where its time went.
 
 Why shard, not batch: in local mode the serial part is nbgrader's ``autograde`` step (sanitize
 again, the preprocessors, SaveAutoGrades' gradebook writes, the autograded notebook), measured by
 ``python -m autograder.tools.bench --scaling``; kept on the coordinator it would cap a cluster at
 one coordinator core. Sharded, the coordinator's serial work per notebook is reading the file,
-sending it and writing the autograded copy back.
+sending it and writing the autograded notebook and the feedback page back (feedback is rendered
+on the workers: on the coordinator it was the largest serial cost left, ``bench --scaling``).
 
 The course secret (it keys the hidden inputs) never travels in a task: each worker reads it from
 the file named by ``BN_COURSE_SECRET_FILE`` (or its course root's ``.case_secret``, never created
@@ -304,16 +307,39 @@ def grade_submission(task: dict, settings: dict) -> dict:
             row = pipeline._autograde_one(api, store, assignment, student, notebooks, start)
             times["autograde (judge, gradebook)"] = time.monotonic() - t
         out = root / "autograded" / student / assignment
-        autograded = {p.name: p.read_bytes() for p in sorted(out.glob("*"))
-                      if p.is_file() and not p.is_symlink()} if out.is_dir() else {}
+        autograded = _files(out)
+        page, why = {}, ""
+        if settings.get("feedback") and autograded:
+            t = time.monotonic()
+            page, why = _render_feedback(root, assignment, student, settings["db_url"])
+            times["feedback"] = time.monotonic() - t
+        if why:
+            row.reason = "; ".join(x for x in (row.reason, "feedback could not be written: " + why) if x)
         data = dataclasses.asdict(row)
         t = time.monotonic()
         _record(settings["db_url"], assignment, student, task["digest"], settings["version"], data)
         times["record"] = time.monotonic() - t
         times["task"] = time.monotonic() - start
-        return {"row": data, "autograded": autograded, "worker": _worker_name(), "times": times}
+        return {"row": data, "autograded": autograded, "feedback": page, "worker": _worker_name(),
+                "times": times}
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*"))
+            if p.is_file() and not p.is_symlink()} if folder.is_dir() else {}
+
+
+def _render_feedback(root: Path, assignment: str, student: str, db_url: str) -> tuple[dict, str]:
+    """This student's feedback page, rendered in the task's scratch root (MathJax linked, not
+    copied); returns ({file name: bytes}, one-line reason when it could not be written)."""
+    from autograder.grader import feedback
+    (root / "feedback").mkdir(exist_ok=True)
+    (root / "feedback" / "_mathjax").symlink_to(feedback.mathjax_files(), target_is_directory=True)
+    env = {**os.environ, "BN_GRADER_ROOT": str(root), "BN_GRADEBOOK_URL": db_url}
+    ok, why = feedback._feedback_process(assignment, [student], feedback.FEEDBACK_SECONDS, env=env)
+    return (_files(root / "feedback" / student / assignment), "") if ok else ({}, why)
 
 
 # ---- the coordinator --------------------------------------------------------------------------
@@ -352,6 +378,13 @@ def check_workers(client, assignment: str, settings: dict, say) -> list[str]:
     return healthy
 
 
+def _due(db_url: str, assignment: str) -> str:
+    """The assignment's due date as the gradebook has it: a new one regrades (lateness)."""
+    from nbgrader.api import Gradebook
+    with Gradebook(db_url) as gb:
+        return str(gb.find_assignment(assignment).duedate or "")
+
+
 def _takes_n_workers(client) -> bool:
     import inspect
     return "n_workers" in inspect.signature(client.scheduler_info).parameters
@@ -365,7 +398,7 @@ def grade_on_cluster(address: str, assignments: list[str], students=None, mode=N
     from autograder.grader import pipeline
     from autograder.grader import sandbox as sb
     from autograder.grader.config import load_config, make_api
-    from autograder.grader.feedback import write_feedback
+    from autograder.grader.feedback import place_mathjax, write_feedback
     from autograder.grader.keys import course_secret
     hooks = hooks or pipeline.Hooks()
     if mode == "none":
@@ -383,7 +416,7 @@ def grade_on_cluster(address: str, assignments: list[str], students=None, mode=N
     rows: list[Row] = []
     say(f"cluster: {address}, sandbox on each worker ({mode or 'auto'} mode), gradebook {db_url.split('?')[0]}")
     try:
-        settings = {"db_url": db_url, "mode": mode or "auto", "limits": limits,
+        settings = {"db_url": db_url, "mode": mode or "auto", "limits": limits, "feedback": feedback,
                     "fingerprint": fingerprint(course_secret(root))}
         healthy = None
         for assignment in assignments:
@@ -394,9 +427,10 @@ def grade_on_cluster(address: str, assignments: list[str], students=None, mode=N
                 hooks.before_assignment(api, assignment)
                 if who and healthy is None:
                     healthy = check_workers(client, assignment, settings, say)
+                version = grader_version(assignment, settings["mode"], {**limits, "feedback": feedback,
+                                                                          "due": _due(db_url, assignment)})
                 mine = _grade_assignment(client, api, root, assignment, who, healthy or [],
-                                         {**settings, "version": grader_version(assignment, settings["mode"], limits)},
-                                         progress, say, as_completed)
+                                         {**settings, "version": version}, progress, say, as_completed)
             except (KeyboardInterrupt, ClusterError):
                 raise
             except Exception as exc:
@@ -407,10 +441,12 @@ def grade_on_cluster(address: str, assignments: list[str], students=None, mode=N
             except Exception as exc:
                 say(f"error: lateness and missing students of {assignment}: {type(exc).__name__}: {exc}"[:500])
             rows += mine
-            if feedback:
-                failed = write_feedback(config, assignment,
-                                        [r.student for r in mine if r.status != "missing"],
-                                        whole_class=students is None)
+            if feedback:  # rendered on the workers; here only MathJax, and a page a worker left out
+                place_mathjax(root / api.coursedir.feedback_directory)
+                left = [r.student for r in mine if r.status != "missing" and not
+                        (root / api.coursedir.feedback_directory / r.student / assignment).is_dir()
+                        and (root / "autograded" / r.student / assignment).is_dir()]
+                failed = write_feedback(config, assignment, left, whole_class=False) if left else {}
                 for r in mine:
                     if r.student in failed:
                         r.reason = "; ".join(x for x in (r.reason, "feedback could not be written: "
@@ -490,6 +526,13 @@ def _grade_assignment(client, api, root: Path, assignment: str, who: list[str], 
         out.mkdir(parents=True)
         for name, data in result["autograded"].items():
             (out / Path(name).name).write_bytes(data)
+        page = root / "feedback" / student / assignment
+        if result.get("feedback"):
+            if page.exists():
+                shutil.rmtree(page)
+            page.mkdir(parents=True)
+            for name, data in result["feedback"].items():
+                (page / Path(name).name).write_bytes(data)
         rows[student] = row
         STATS[assignment]["tasks"].append(result["times"])
         STATS[assignment]["coordinator_seconds"] += time.monotonic() - t

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -221,6 +222,8 @@ def main(args) -> int:
     from autograder.grader import sandbox as sb
     from autograder.grader.keys import course_secret
     from autograder.tools.bench import make_class
+    warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush chatter, as the CLI
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")       # and in the Dask workers
     assignments = args.assignment or ["ch2_forward"]
     mode = sb.pick_mode("auto")
     print(f"sandbox: {mode} mode, {os.cpu_count()} cores here", flush=True)
