@@ -523,7 +523,8 @@ def _grade_assignment(client, api, root: Path, assignment: str, who: list[str], 
         out = root / "autograded" / student / assignment
         if out.exists():
             shutil.rmtree(out)
-        out.mkdir(parents=True)
+        if result["autograded"]:  # none when nbgrader could not read the submission, as locally
+            out.mkdir(parents=True)
         for name, data in result["autograded"].items():
             (out / Path(name).name).write_bytes(data)
         page = root / "feedback" / student / assignment
