@@ -59,6 +59,10 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
+def _cluster(args) -> dict:
+    return {"cluster": args.cluster} if getattr(args, "cluster", None) else {}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +87,9 @@ def main(argv=None) -> int:
                            help="run student code WITHOUT bubblewrap (unsafe; for machines where it cannot start)")
             p.add_argument("--no-feedback", action="store_true", help="skip feedback HTML")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
+            p.add_argument("--cluster", default=None, metavar="ADDRESS",
+                           help="grade on a Dask cluster: its scheduler address (tcp://host:8786) "
+                                "or scheduler file; needs a PostgreSQL gradebook (README)")
     from autograder.term import cli as term_cli
     term_cli.add_parsers(sub)
     args = parser.parse_args(argv)
@@ -116,6 +123,7 @@ def main(argv=None) -> int:
             print(f"{a}: wrote {len(ids)} sample submissions to autograder/submitted/")
         return 0
 
+    from autograder.grader.cluster import ClusterError
     from autograder.grader.sandbox import SandboxUnavailable
     if args.no_sandbox:
         print("WARNING: --no-sandbox: student code runs with the grader's own privileges, network "
@@ -126,7 +134,7 @@ def main(argv=None) -> int:
         rows = grade(assignments, students=args.student, workers=args.workers,
                      mode="none" if args.no_sandbox else args.sandbox, limits=limits,
                      progress=not args.quiet, feedback=not args.no_feedback,
-                     say=lambda line: print(line, file=sys.stderr))
+                     say=lambda line: print(line, file=sys.stderr), **_cluster(args))
     except SandboxUnavailable as exc:
         print(f"error: no sandbox can start here: {exc}. Refusing to grade; --no-sandbox runs "
               f"student code unprotected.", file=sys.stderr)
@@ -135,6 +143,9 @@ def main(argv=None) -> int:
         print(f"error: {exc}. Stopped before writing any grade: the fault is the grader's, not "
               f"the students'.", file=sys.stderr)
         return 3
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("\ninterrupted: grading stopped, scratch space removed", file=sys.stderr)
         return 130

@@ -63,7 +63,7 @@ def write_feedback(config: Config, assignment: str, who: list[str], whole_class:
     return failed
 
 
-def _feedback_process(assignment: str, students, seconds: float) -> tuple[bool, str]:
+def _feedback_process(assignment: str, students, seconds: float, env: dict | None = None) -> tuple[bool, str]:
     import resource
     import subprocess
 
@@ -72,13 +72,20 @@ def _feedback_process(assignment: str, students, seconds: float) -> tuple[bool, 
     cmd = [sys.executable, "-m", "autograder.grader.feedback", assignment, *(students or [])]
     try:
         done = subprocess.run(cmd, cwd=str(HERE.parents[1]), capture_output=True, text=True,
-                              timeout=seconds, preexec_fn=limit)
+                              timeout=seconds, preexec_fn=limit, env=env)
     except subprocess.TimeoutExpired:
         return False, f"rendering took longer than {seconds:g} s"
     if done.returncode == 0:
         return True, ""
     lines = [ln for ln in (done.stderr or "").strip().splitlines() if ln.strip()]
     return False, (lines[-1] if lines else f"exit status {done.returncode}")[:200]
+
+
+def place_mathjax(feedback_dir: Path) -> None:
+    """MathJax beside the feedback pages (``feedback/_mathjax``), which load it from there."""
+    mathjax = feedback_dir / "_mathjax"
+    if not (mathjax / "tex-chtml.js").exists():
+        shutil.copytree(mathjax_wheel(), mathjax, dirs_exist_ok=True)
 
 
 def render_feedback(config: Config, assignment: str, students: list[str] | None) -> None:
@@ -91,9 +98,7 @@ def render_feedback(config: Config, assignment: str, students: list[str] | None)
         str(TEMPLATES), str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
     from autograder.grader.config import make_api
     api = make_api(config)
-    mathjax = Path(api.coursedir.root) / api.coursedir.feedback_directory / "_mathjax"
-    if not (mathjax / "tex-chtml.js").exists():
-        shutil.copytree(mathjax_wheel(), mathjax, dirs_exist_ok=True)
+    place_mathjax(Path(api.coursedir.root) / api.coursedir.feedback_directory)
     from nbgrader.apps.api import capture_log
     from nbgrader.converters import GenerateFeedback
     from nbgrader.utils import temp_attrs

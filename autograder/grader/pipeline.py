@@ -169,7 +169,9 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
           mode: str | None = None, limits: dict | None = None, progress: bool = True,
           feedback: bool = True, say: Callable[[str], None] = print, hooks: Hooks | None = None) -> list[Row]:
     """Grade every submission of ``assignments``. ``mode`` and ``limits`` (SandboxedJudge's
-    settings by name) override ``nbgrader_config.py``. Says which sandbox mode ran."""
+    settings by name) override ``nbgrader_config.py``. Says which sandbox mode ran. On a Dask
+    cluster, ``autograder.grader.cluster.grade_on_cluster`` keeps this contract."""
+    hooks = hooks or Hooks()
     config = load_config()
     for name, value in {"mode": mode, **(limits or {})}.items():
         if value is not None:

@@ -67,6 +67,12 @@ class TermHooks(pipeline.Hooks):
         return write_grades_csv(api, dest)
 
 
-def grade(assignments: list[str], **options) -> list[Row]:
-    """``pipeline.grade`` with the term's hooks: what ``python -m autograder grade`` runs."""
+def grade(assignments: list[str], cluster: str | None = None, **options) -> list[Row]:
+    """``pipeline.grade`` with the term's hooks: what ``python -m autograder grade`` runs. With
+    ``cluster`` (a Dask scheduler address or scheduler file) each submission is graded by a task on
+    the cluster's workers (``autograder.grader.cluster``), under the same contract."""
+    if cluster:
+        from autograder.grader.cluster import grade_on_cluster
+        options.pop("workers", None)  # the cluster's workers decide
+        return grade_on_cluster(cluster, assignments, hooks=TermHooks(), **options)
     return pipeline.grade(assignments, hooks=TermHooks(), **options)

@@ -2,6 +2,8 @@
 
     python -m autograder.tools.bench [--students 40] [--workers N] [--skip-stock]
     python -m autograder.tools.bench --solutions     # each solution notebook, top to bottom
+    python -m autograder.tools.bench --scaling --students 12   # where the time goes; 1 and 2
+                                                               # Dask workers; Amdahl (tools/scaling.py)
 
 1. this pipeline: ``grading.grade`` (sandboxed parallel runs, trusted judge, nbgrader gradebook),
    in each sandbox mode this user can run: root mode and user mode (unprivileged user
@@ -30,21 +32,6 @@ import nbformat
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_class(root: Path, assignments: list[str], n_students: int) -> list[Path]:
-    """n_students per assignment, cycling through the sample class (honest, blank, each bug)."""
-    from autograder.course import samples
-    paths = []
-    for a in assignments:
-        release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
-        solution = nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4)
-        variants = [samples.honest(release, solution), release] + \
-                   [samples.with_bug(release, solution, b) for b in samples.bugs(a)]
-        for k in range(n_students):
-            dest = root / "submitted" / f"student-{k:03d}" / a / f"{a}.ipynb"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(variants[k % len(variants)], dest)
-            paths.append(dest)
-    return paths
 
 
 def time_pipeline(root: Path, assignments: list[str], workers: int, mode: str) -> float:
@@ -138,8 +125,14 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-stock", action="store_true", help="stock nbgrader is slow: skip it")
     parser.add_argument("--solutions", action="store_true",
                         help="only time each solution notebook top to bottom")
+    parser.add_argument("--scaling", action="store_true",
+                        help="where each notebook's time goes, the class locally and on 1 and 2 Dask "
+                             "workers, and an Amdahl projection (autograder/tools/scaling.py)")
     args = parser.parse_args(argv)
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    if args.scaling:
+        from autograder.tools import scaling
+        return scaling.main(args)
     from autograder.course.cases import ASSIGNMENT_IDS
     assignments = args.assignment or list(ASSIGNMENT_IDS)
     if args.solutions:
@@ -153,9 +146,10 @@ def main(argv=None) -> int:
 
 
 def _compare(base: Path, assignments: list[str], args) -> int:
+    from autograder.course import samples
     ours_root, stock_root = base / "pipeline", base / "stock"
-    paths = make_class(ours_root, assignments, args.students)
-    make_class(stock_root, assignments, args.students)
+    paths = samples.write_many(ours_root, assignments, args.students)
+    samples.write_many(stock_root, assignments, args.students)
     n = len(paths)
     print(f"{args.students} students x {len(assignments)} assignments = {n} notebooks, "
           f"{args.workers} workers, {os.cpu_count()} cores", flush=True)

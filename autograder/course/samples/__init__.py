@@ -92,3 +92,19 @@ def write_class(assignment: str, release: Path, solution: Path, submitted: Path)
         dest.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, dest / name)
     return list(students)
+
+
+def write_many(root: Path, assignments: list[str], n_students: int) -> list[Path]:
+    """n_students per assignment, cycling through the sample class (honest, blank, each bug)."""
+    paths = []
+    for a in assignments:
+        release = nbformat.read(Path(__file__).resolve().parents[3] / "exercises" / a / f"{a}.ipynb", as_version=4)
+        solution = nbformat.read(Path(__file__).resolve().parents[3] / "solutions" / a / f"{a}.ipynb", as_version=4)
+        variants = [honest(release, solution), release] + \
+                   [with_bug(release, solution, b) for b in bugs(a)]
+        for k in range(n_students):
+            dest = root / "submitted" / f"student-{k:03d}" / a / f"{a}.ipynb"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(variants[k % len(variants)], dest)
+            paths.append(dest)
+    return paths
