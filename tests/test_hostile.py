@@ -1036,6 +1036,10 @@ def test_a_table_in_the_metadata_of_an_identical_resubmission_buys_nothing(grade
     for student in ("first", "again"):
         (root / "submitted" / student / A).mkdir(parents=True)
     nbformat.write(first, root / "submitted" / "first" / A / f"{A}.ipynb")
+    grader.own(root)
+    graded = grader.run("grade", A, "--quiet", "--no-feedback", env={"BN_GRADER_ROOT": str(root)})
+    assert graded.returncode == 0, graded.stderr[-2000:]  # the gradebook now knows the assignment
+    assert _scores(root, "first")[FWD] == 0.0  # no table: nothing to answer from
     monkeypatch.setenv("BN_GRADER_ROOT", str(root))
     api = grading.make_api(grading.load_config())
     sanitized = grading.sanitize(api, root / "submitted" / "first" / A / f"{A}.ipynb", A, "first", A)
