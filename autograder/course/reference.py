@@ -102,6 +102,36 @@ def spatial_batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, e
     return batchnorm_forward(x, gamma, beta, eps)
 
 
+def ghost_batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, ghost_size: int,
+                            eps: float = 1e-5) -> np.ndarray:
+    """Ghost batch norm (Hoffer et al. 2017), training mode: x (N, D) is cut into N // ghost_size
+    ghost batches of consecutive rows, each normalized with its own statistics (torch's own
+    batch_norm on each); gamma and beta are shared."""
+    xt, g, b = tensor(x), tensor(gamma), tensor(beta)
+    size = int(ghost_size)
+    if xt.shape[0] % size:
+        raise ValueError(f"N = {xt.shape[0]} is not a multiple of ghost_size = {size}")
+    parts = []
+    for chunk in torch.split(xt, size):
+        if size == 1:                              # batch_norm refuses one value; x_hat is 0
+            parts.append(b.expand_as(chunk).clone())
+        else:
+            parts.append(F.batch_norm(chunk, None, None, g, b, training=True, momentum=0.0, eps=eps))
+    return numpy(torch.cat(parts))
+
+
+def channels_last_batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                                    eps: float = 1e-5) -> np.ndarray:
+    """BN with the channel axis LAST: x of shape (N, C), (N, L, C), (N, H, W, C), ...; one mean
+    and variance per channel over every other axis (torch's batch_norm after moving the channel
+    axis to position 1)."""
+    xt = tensor(x)
+    moved = torch.movedim(xt, -1, 1)
+    out = F.batch_norm(moved, None, None, tensor(gamma), tensor(beta), training=True,
+                       momentum=0.0, eps=eps)
+    return numpy(torch.movedim(out, 1, -1))
+
+
 def batch_statistics(x: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature (or per-channel) mean and biased variance, reduced over every axis but 1."""
     t = tensor(x)
