@@ -23,7 +23,7 @@ def _ghost_inputs(n, d, ghost_size, eps=1e-5, loc=0.0, scale=1.0, constant_featu
         nn, dd, g = n, d, ghost_size
         if random_shape:
             g = int(rng.integers(2, 9))
-            nn, dd = g * int(rng.integers(2, 9)), int(rng.integers(1, 40))
+            nn, dd = g * int(rng.integers(2, 9)), int(rng.integers(2, 40))
         x = loc + scale * rng.standard_normal((nn, dd))
         # ghost batches drawn from different places: per-group statistics really differ
         x += group_offsets * np.repeat(rng.standard_normal((nn // g, dd)), g, axis=0)
