@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike
 
+from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS
+
 
 def _pick_device() -> torch.device:
     wanted = os.environ.get("BN_REFERENCE_DEVICE", "").strip().lower()
@@ -86,6 +88,54 @@ def condition_number(x: ArrayLike) -> float:
     a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=DTYPE, device=DEVICE)], dim=1)
     lam = torch.linalg.eigvalsh(a.T @ a / a.shape[0])
     return float(lam[-1] / lam[0])
+
+
+def _sigmoid_mlp_loss(p: dict, x: torch.Tensor, y: torch.Tensor, batchnorm: bool,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Linear -> [BatchNorm1d, training mode] -> sigmoid, twice, then Linear; mean cross-entropy."""
+    h = x
+    for i in (1, 2):
+        z = h @ p[f"W{i}"] + p[f"b{i}"]
+        if batchnorm:
+            z = F.batch_norm(z, None, None, p[f"gamma{i}"], p[f"beta{i}"], training=True,
+                             momentum=0.0, eps=eps)
+        h = torch.sigmoid(z)
+    return F.cross_entropy(h @ p["W3"] + p["b3"], y)
+
+
+def _leaves(params: dict) -> dict:
+    return {k: tensor(params[k]).requires_grad_(True) for k in MLP_PARAMS}
+
+
+def _labels(y) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(y, dtype=np.int64), device=DEVICE)
+
+
+def sigmoid_mlp_gradients(params: dict, x: ArrayLike, y, batchnorm: bool) -> tuple[float, dict]:
+    """Loss and every parameter's gradient (autograd) of chapter 1's sigmoid network, with BN
+    before each sigmoid or without (gamma and beta then unused: gradient 0). CS231n layout:
+    W of shape (in, out)."""
+    p = _leaves(params)
+    loss = _sigmoid_mlp_loss(p, tensor(x), _labels(y), bool(batchnorm))
+    grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
+    return float(loss.detach()), {k: numpy(torch.zeros_like(p[k]) if g is None else g)
+                                  for k, g in zip(p, grads)}
+
+
+def sigmoid_mlp_train(params: dict, x_batches: list, y_batches: list, lr: float,
+                      batchnorm: bool) -> np.ndarray:
+    """Plain SGD (``torch.optim.SGD``) on chapter 1's sigmoid network, one step per batch; the
+    loss of every batch before its step."""
+    p = _leaves(params)
+    opt = torch.optim.SGD(list(p.values()), lr=lr)
+    losses = []
+    for xb, yb in zip(x_batches, y_batches):
+        opt.zero_grad()
+        loss = _sigmoid_mlp_loss(p, tensor(xb), _labels(yb), bool(batchnorm))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return np.array(losses)
 
 
 # ---- chapter 2: the training-mode forward pass -------------------------------------------
@@ -252,7 +302,6 @@ def batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike, bi
 
 
 # The capstone's parameter and buffer names: the protocol that calls the student's code owns them.
-from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS  # noqa: E402
 
 
 def bn_mlp_train(params: dict, x_batches: list, y_batches: list, x_eval: ArrayLike, lr: float,
