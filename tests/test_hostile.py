@@ -82,6 +82,12 @@ def forward_returns(expr: str):
                     f"    return {expr}")
 
 
+# a right ghost_batchnorm_forward's body, for the attacks that keep their points
+GHOST_BODY = ("    g = x.reshape(-1, ghost_size, x.shape[1])\n"
+              "    out = (gamma * (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, keepdims=True) + eps)"
+              " + beta).reshape(x.shape)\n")
+
+
 def raw(filename: str, data: bytes):
     return lambda nb: (filename, data)
 
@@ -433,7 +439,7 @@ BATCH = [
         "ghost_batchnorm_forward", "import os, signal\nCALLS = []\n"
         "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n    CALLS.append(1)\n"
         "    if len(CALLS) == 3:\n        os.kill(os.getppid(), signal.SIGKILL)\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    g = x.reshape(-1, ghost_size, x.shape[1])\n    out = (gamma * (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, keepdims=True) + eps) + beta).reshape(x.shape)\n    return out, None"),
+        + GHOST_BODY + "    return out, None"),
         NOTHING, "2 of "),
     # item 3: hidden inputs are on no disk before their case, and nothing of them survives it
     Hostile("looks-for-hidden-inputs", after("setup", "import os\nfound = [f for d, _, fs in os.walk('/job') "
@@ -450,7 +456,7 @@ BATCH = [
         "ghost_batchnorm_forward", "import builtins\nbuiltins.STASH, builtins.ARMED = [], False\n"
         "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n    if builtins.ARMED:\n"
         "        builtins.STASH.append(x.copy())\n        print('HIDDEN-' + 'INPUT-' + repr(x.shape))\n"
-        "    g = x.reshape(-1, ghost_size, x.shape[1])\n    out = (gamma * (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, keepdims=True) + eps) + beta).reshape(x.shape)\n    return out, None",
+        + GHOST_BODY + "    return out, None",
         before(FWD, "import builtins\nbuiltins.ARMED = True"),
         after(FWD, "import builtins\nbuiltins.ARMED = False\nprint(f'STASHED-{len(builtins.STASH)}')")),
         FULL, "STASHED-0"),

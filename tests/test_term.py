@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import graded_points, run_cli
 from autograder.course.questions import QUESTIONS
+
+from conftest import graded_points, run_cli
 
 A = "ch2_forward"
 
