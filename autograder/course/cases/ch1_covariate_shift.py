@@ -102,26 +102,37 @@ def _whiten_variant(stats_from="train", unbiased=False, eps_where="inside", powe
 
 _WHITEN_MISTAKES = (
     Mistake("per-feature standardization",
-            "that is batch norm's standardization, feature by feature; whitening also removes the "
-            "correlations between features, so W is a full matrix, not a diagonal one",
-            _whiten_variant(per_feature=True)),
+            "each feature was scaled by its own standard deviation, which is batch norm's "
+            "standardization: the correlations between features survive it, so the result's "
+            "covariance is not the identity",
+            _whiten_variant(per_feature=True),
+            correction="W = U diag(1 / sqrt(lam + eps)) U^T from the full covariance"),
     Mistake("test set whitened with its own statistics",
-            "the test set must go through the transformation fitted on the training set: the "
-            "training mean and the training W for both sets",
-            _whiten_variant(stats_from="own")),
+            "the test rows were centered and scaled with a mean and W fitted on the test set: "
+            "a test row's output then depends on the other test rows, not on what training saw",
+            _whiten_variant(stats_from="own"),
+            correction="z_test = (x_test - mean_train) @ W_train"),
     Mistake("unbiased covariance",
-            "the covariance divides by N, as batch norm's variance does",
-            _whiten_variant(unbiased=True)),
+            "the covariance was divided by one less than the number of training rows (Bessel's "
+            "correction), while batch norm's variance, which this generalizes, is not",
+            _whiten_variant(unbiased=True),
+            correction="cov = xc.T @ xc / N"),
     Mistake("eps outside the square root",
-            "eps is added to every eigenvalue under the square root, as batch norm adds it to "
-            "the variance under its square root",
-            _whiten_variant(eps_where="outside")),
+            "eps was added to the square roots of the eigenvalues: that agrees with the "
+            "specification only along directions whose variance is large next to eps",
+            _whiten_variant(eps_where="outside"),
+            correction="1 / np.sqrt(lam + eps)"),
     Mistake("inverse covariance instead of its square root",
-            "W is the inverse square ROOT of cov + eps I: W applied twice, not once, undoes it",
-            _whiten_variant(power=-1.0)),
+            "your W is the inverse of cov + eps I: W applied twice, not once, would undo the "
+            "covariance, so each direction is scaled by one over its variance instead of one "
+            "over its standard deviation",
+            _whiten_variant(power=-1.0),
+            correction="W = U diag((lam + eps) ** -0.5) U^T"),
     Mistake("data not centered",
-            "the covariance is taken around the training mean, and both sets are centered with it",
-            _whiten_variant(center=False)),
+            "the covariance and the outputs were computed around 0, not around the training "
+            "mean: the offsets of the features leak into W and into z",
+            _whiten_variant(center=False),
+            correction="xc = x_train - x_train.mean(axis=0)"),
 )
 
 # ---- condition_number -------------------------------------------------------------------------
@@ -149,24 +160,29 @@ def _kappa_variant(bias_column=True, center=False, singular_values=False, invert
 
 _KAPPA_MISTAKES = (
     Mistake("bias column missing",
-            "the model has a bias, so A has a column of ones beside the features; without it "
-            "raw offsets barely change kappa",
-            _kappa_variant(bias_column=False)),
+            "the model has a bias, and your Hessian was built from the features alone: without "
+            "the constant column, raw offsets barely change kappa",
+            _kappa_variant(bias_column=False),
+            correction="A = np.hstack([x, np.ones((N, 1))])"),
     Mistake("singular values instead of eigenvalues",
-            "kappa is the ratio of the eigenvalues of the Hessian; the singular values of A are "
-            "their square roots",
-            _kappa_variant(singular_values=True)),
+            "your kappa is the square root of the expected one: the singular values of A are "
+            "the square roots of the eigenvalues of A^T A / N (times sqrt(N))",
+            _kappa_variant(singular_values=True),
+            correction="eigenvalues of A.T @ A / N"),
     Mistake("covariance instead of the Hessian",
-            "the Hessian uses the raw features and the column of ones; centering first hides "
-            "exactly the offsets that make kappa large",
-            _kappa_variant(bias_column=False, center=True)),
+            "the features were centered before the Hessian was formed: centering hides exactly "
+            "the offsets that make kappa large",
+            _kappa_variant(bias_column=False, center=True),
+            correction="H = A.T @ A / N with the raw x in A"),
     Mistake("ratio inverted",
-            "kappa is the largest eigenvalue over the smallest, so it is at least 1",
-            _kappa_variant(inverted=True)),
+            "your kappa is below 1: the smallest eigenvalue was divided by the largest",
+            _kappa_variant(inverted=True),
+            correction="kappa = lam.max() / lam.min()"),
 )
 
 _ONE_PASS = ("with mean 1e6 and std 1e-3, a covariance computed as the mean of the products minus "
-             "the product of the means cancels catastrophically; center before multiplying")
+             "the product of the means subtracts two numbers near 1e12 that agree in every digit a "
+             "float64 holds: what is left is rounding noise")
 
 CHECKS = [
     Check(
@@ -180,11 +196,11 @@ CHECKS = [
             Case("N_train=50, N_test=7, D=4, correlated", _whiten_inputs(50, 7, 4)),
             Case("eps=0.1", _whiten_inputs(30, 5, 3, eps=0.1)),
             Case("a feature constant in training", _whiten_inputs(40, 6, 5, constant_feature=True),
-                 hint="a direction with variance 0 is scaled by one over the square root of eps: "
-                      "the result stays finite"),
+                 hint="a direction with variance 0: the scale along it must stay finite"),
             Case("random N and D", _whiten_inputs(0, 0, 0, random_shape=True), hidden=True),
             Case("N_train=2, D=3: a rank-1 covariance", _whiten_inputs(2, 2, 3), hidden=True,
-                 hint="with N <= D the covariance is singular: eps keeps every scale finite"),
+                 hint="with N <= D the covariance is singular: some directions have variance 0, and the "
+                      "scale along them must stay finite"),
             Case("independent features, diagonal covariance",
                  _whiten_inputs(60, 10, 6, mixing=False), hidden=True),
             Case("test set shifted", _whiten_inputs(80, 20, 5, test_shift=3.0), hidden=True),
@@ -363,7 +379,7 @@ def _training_variant(loss_after_step=False, frozen_bn=False, loss_sum=False, gr
                      for k, v in p.items()}
                 if loss_after_step:
                     value = net(p, x, y, inputs["batchnorm"])
-            losses.append(float(value))
+            losses.append(float(value.detach()))
         return (np.array(losses),)
     return compute
 
