@@ -11,6 +11,8 @@
 NumPy only at import time: the grading sandbox imports this module without torch. The reference
 and the known-mistake variants import torch inside the functions that compute them.
 """
+import functools
+
 import numpy as np
 
 from autograder.course.checks import Case, Check, Mistake
@@ -240,6 +242,7 @@ SIGMOID_GRADIENTS = ("loss",) + tuple(f"d{k}" for k in ("W3", "b3", "gamma2", "b
 _PARAMS = ("W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3")
 
 
+@functools.lru_cache(maxsize=1)
 def _digits():
     """scikit-learn's bundled digits, blank pixels dropped, standardized (as in the notebook)."""
     from sklearn.datasets import load_digits

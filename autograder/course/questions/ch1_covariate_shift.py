@@ -47,8 +47,9 @@ QUESTIONS = [
             'Before you run the weight-scale sweep, write down your predictions for its eight '
             'curves: (a) the loss at step 1 with BN, across the four scales, and (b) which curves '
             'end clearly below 1 nat. Then run it, quote the printed numbers, and explain in a few '
-            'sentences each: (i) the curve that stays at 2.30 (what is 2.30, and why does nothing '
-            'change?); (ii) why, with BN, the step-1 losses agree and where they do not; (iii) the '
+            'sentences each: (i) any curve that stays flat (at what value, what does that value '
+            'mean, and why does nothing change?); (ii) why, with BN, the step-1 losses agree and where '
+            'they do not; (iii) the '
             'order of the four BN curves at the end, although BN makes the output independent of '
             'the scale of W1 and W2.'
         ),
