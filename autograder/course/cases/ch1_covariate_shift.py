@@ -221,7 +221,9 @@ CHECKS = [
         cases=(
             Case("raw features with offsets, N=100, D=5", _kappa_inputs(100, 5)),
             Case("standardized features", _kappa_inputs(80, 4, standardized=True)),
-            Case("random N and D", _kappa_inputs(0, 0, random_shape=True), hidden=True),
+            # Uncorrelated: a random mixing matrix can make kappa 1e10 and more, where two correct
+            # eigenvalue routines disagree in the third digit (submission key 18 of the suite).
+            Case("random N and D", _kappa_inputs(0, 0, random_shape=True, mixing=False), hidden=True),
             Case("whitened features: kappa = 1", _kappa_inputs(50, 6, whitened=True), hidden=True),
             Case("N = D + 2, a single feature", _kappa_inputs(3, 1), hidden=True),
             # Uncorrelated features: with correlated ones an offset of 1e3 makes kappa up to 1e20,
