@@ -167,8 +167,9 @@ _KAPPA_MISTAKES = (
             _kappa_variant(bias_column=False),
             correction="A = np.hstack([x, np.ones((N, 1))])"),
     Mistake("singular values instead of eigenvalues",
-            "your kappa is the square root of the expected one: the singular values of A are "
-            "the square roots of the eigenvalues of A^T A / N (times sqrt(N))",
+            "your kappa is the square root of the expected one: it is a ratio of singular values "
+            "of A, and each of those is the square root of a curvature of the loss, not the "
+            "curvature itself",
             _kappa_variant(singular_values=True),
             correction="eigenvalues of A.T @ A / N"),
     Mistake("covariance instead of the Hessian",
@@ -410,8 +411,9 @@ _NETWORK_MISTAKES = (
      "the BN variance was divided by one less than the batch size (Bessel's correction), while "
      "BN rescales the batch it has", {"unbiased": True}, "var = ((z - mu) ** 2).mean(axis=0)"),
     ("sigmoid derivative taken at its input",
-     "sigma'(z) = sigma(z) (1 - sigma(z)) was evaluated with the pre-activation z in place of "
-     "sigma(z): the gradient flowing back through each sigmoid is wrong",
+     "the sigmoid's local derivative was evaluated at the pre-activation, in a formula that is "
+     "written in terms of the sigmoid's output: the gradient flowing back through every sigmoid "
+     "is wrong",
      {"sigmoid_prime_of_z": True}, "dz = da * a * (1 - a)  # a = sigmoid(z)"),
 )
 

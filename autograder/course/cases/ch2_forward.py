@@ -98,8 +98,8 @@ _GHOST_MISTAKES = (
             correction="groups = x.reshape(N // ghost_size, ghost_size, D); mu = groups.mean(axis=1)"),
     Mistake("ghost batches interleaved",
             "your ghost batches are not runs of consecutive rows: row i shared its statistics "
-            "with rows i + N/ghost_size, i + 2N/ghost_size, ..., rows that were never a batch "
-            "together",
+            "with the rows N/G, 2N/G, ... places further on (G the ghost size), rows that were "
+            "never a batch together",
             _ghost_variant(groups="strided"),
             correction="x.reshape(N // ghost_size, ghost_size, D), statistics over axis 1"),
 ) + _stat_mistakes(_ghost_variant)
