@@ -65,8 +65,9 @@ BUGS += [
         _TRAIN, ("        losses.append(loss)\n",
                  "        losses.append(sigmoid_mlp_gradients(params, x, y, batchnorm)[0])\n"))),
     Bug("gamma-beta-frozen", _TRAIN, "gamma and beta not trained", _edited(
-        _TRAIN, ("        for k in params:\n", "        for k in [k for k in params if k[0] in 'Wb']:\n"))),
-    Bug("trains-the-callers-params", _TRAIN, "modified its input `params` in place", _edited(
+        _TRAIN, ("        for k in params:\n",
+                 "        for k in [k for k in params if not k.startswith(('gamma', 'beta'))]:\n"))),
+    Bug("trains-the-callers-params", _TRAIN, "modified its input `params['W1']` in place", _edited(
         _TRAIN, ("    params = {k: v.copy() for k, v in params.items()}      # the caller's arrays stay as they are\n", ""),
         ("            params[k] = params[k] - lr * grads[k]", "            params[k] -= lr * grads[k]"))),
 ]
