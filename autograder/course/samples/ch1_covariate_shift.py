@@ -62,8 +62,9 @@ BUGS += [
     Bug("gradient-not-averaged", _GRADS, "gradient not divided by the batch size", _edited(
         _GRADS, ("    dscores /= n\n", ""))),
     Bug("loss-after-step", _TRAIN, "loss recorded after the step", _edited(
-        _TRAIN, ("        losses.append(loss)\n",
-                 "        losses.append(sigmoid_mlp_gradients(params, x, y, batchnorm)[0])\n"))),
+        _TRAIN, ("            params[k] = params[k] - lr * grads[k]\n",
+                 "            params[k] = params[k] - lr * grads[k]\n"
+                 "        curve[t] = sigmoid_mlp_gradients(params, x, y, batchnorm)[0]\n"))),
     Bug("gamma-beta-frozen", _TRAIN, "gamma and beta not trained", _edited(
         _TRAIN, ("        for k in params:\n",
                  "        for k in [k for k in params if not k.startswith(('gamma', 'beta'))]:\n"))),
