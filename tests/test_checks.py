@@ -62,28 +62,30 @@ def test_planted_bug_is_named(assignment, bug):
 
 
 def test_self_check_raises_assertion_naming_the_mistake(capsys):
-    def unbiased(x, gamma, beta, eps=1e-5):
-        return gamma * (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + eps) + beta, None
+    def unbiased(x, gamma, beta, ghost_size, eps=1e-5):
+        g = x.reshape(-1, ghost_size, x.shape[1])
+        out = gamma * (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, ddof=1, keepdims=True) + eps) + beta
+        return out.reshape(x.shape), None
     with pytest.raises(AssertionError, match="unbiased variance"):
-        check("batchnorm_forward", unbiased)
+        check("ghost_batchnorm_forward", unbiased)
 
 
 def test_self_check_reports_stub_and_wrong_shapes(capsys):
-    def stub(x, gamma, beta, eps=1e-5):
+    def stub(x, gamma, beta, ghost_size, eps=1e-5):
         raise NotImplementedError()
-    check("batchnorm_forward", stub)  # reported, not raised: Run All goes on to the next check
-    assert "batchnorm_forward is not implemented yet" in capsys.readouterr().out
+    check("ghost_batchnorm_forward", stub)  # reported, not raised: Run All goes on to the next check
+    assert "ghost_batchnorm_forward is not implemented yet" in capsys.readouterr().out
     with pytest.raises(AssertionError, match=r"returned ndarray, expected a tuple of 2 values"):
-        check("batchnorm_forward", lambda x, g, b, eps=1e-5: x)
-    with pytest.raises(AssertionError, match=r"has shape \(8,\); expected \(8, 5\)"):
-        check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x[:, 0], None))
+        check("ghost_batchnorm_forward", lambda x, g, b, k, eps=1e-5: x)
+    with pytest.raises(AssertionError, match=r"has shape \(12,\); expected \(12, 3\)"):
+        check("ghost_batchnorm_forward", lambda x, g, b, k, eps=1e-5: (x[:, 0], None))
     with pytest.raises(AssertionError, match="is list; expected a NumPy float array"):
-        check("batchnorm_forward", lambda x, g, b, eps=1e-5: (x.tolist(), None))
+        check("ghost_batchnorm_forward", lambda x, g, b, k, eps=1e-5: (x.tolist(), None))
 
 
 def test_self_check_passes_and_says_so(capsys):
     ns = solution_namespace("ch2_forward")
-    check("batchnorm_forward", ns["batchnorm_forward"])
+    check("ghost_batchnorm_forward", ns["ghost_batchnorm_forward"])
     assert "checks passed" in capsys.readouterr().out
 
 
@@ -91,18 +93,18 @@ def test_student_function_cannot_change_the_cases():
     """A function that scribbles on its inputs changes neither later cases nor the reference,
     and loses its points by name: inputs are compared after every call."""
     ns = solution_namespace("ch2_forward")
-    def vandal(x, gamma, beta, eps=1e-5):
-        out = ns["batchnorm_forward"](x, gamma, beta, eps)
+    def vandal(x, gamma, beta, ghost_size, eps=1e-5):
+        out = ns["ghost_batchnorm_forward"](x, gamma, beta, ghost_size, eps)
         x[...] = 0
         gamma[...] = 0
         return out
-    check = cases.find("batchnorm_forward")
+    check = cases.find("ghost_batchnorm_forward")
     verdict = checks.verdict_for_function(check, vandal, check.cases)
     assert not verdict.passed
     assert "modified its input `x` in place" in verdict.message
     assert [m.name for m in verdict.mistakes] == ["modified its input `x` in place"]
     # the next function call still sees the case as generated
-    assert checks.verdict_for_function(check, ns["batchnorm_forward"], check.cases).passed
+    assert checks.verdict_for_function(check, ns["ghost_batchnorm_forward"], check.cases).passed
 
 
 def test_unknown_function_is_a_clear_error():

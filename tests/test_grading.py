@@ -58,18 +58,18 @@ def test_feedback_shows_no_hidden_test_source(tmp_path):
     a = "ch2_forward"
     release = nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
     nb = samples.honest(release, nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4))
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "batchnorm_forward")
-    cell.source += ("\n_right = batchnorm_forward\n"
-                    "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
-                    "    out, cache = _right(x, gamma, beta, eps)\n"
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ghost_batchnorm_forward")
+    cell.source += ("\n_right = ghost_batchnorm_forward\n"
+                    "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n"
+                    "    out, cache = _right(x, gamma, beta, ghost_size, eps)\n"
                     "    return (out * 0 if x.shape[1] == 1 else out), cache\n")
     (tmp_path / "submitted" / "one-feature-slip" / a).mkdir(parents=True)
     nbformat.write(nb, tmp_path / "submitted" / "one-feature-slip" / a / f"{a}.ipynb")
     done = run_cli("grade", a, "--quiet", env={"BN_GRADER_ROOT": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]
     text = html.unescape((tmp_path / "feedback" / "one-feature-slip" / a / f"{a}.html").read_text())
-    assert "case 'N=2, D=1' (hidden)" in text              # the failing hidden case is named...
-    assert "_bn_inputs" not in text and "Case(" not in text  # ...its source is not shown
+    assert "case 'ghost_size=3, N=3, D=1' (hidden)" in text              # the failing hidden case is named...
+    assert "_ghost_inputs" not in text and "Case(" not in text  # ...its source is not shown
     assert "BEGIN HIDDEN" not in text
 
 

@@ -28,7 +28,7 @@ from autograder.course import samples
 from conftest import REPO, graded_points, graders, tree_digest
 
 A = "ch2_forward"
-FWD, SPATIAL = "check_batchnorm_forward", "check_spatial_batchnorm_forward"
+FWD, SPATIAL = "check_ghost_batchnorm_forward", "check_channels_last_batchnorm_forward"
 MARKER = f"PWNED-{uuid.uuid4().hex[:8]}"
 
 
@@ -70,15 +70,22 @@ def solution(grade_id: str, source: str, *extra):
 
 
 def spatial_returns(expr: str, *extra):
-    return solution("spatial_batchnorm_forward",
-                    f"def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):\n    return {expr}", *extra)
+    return solution("channels_last_batchnorm_forward",
+                    f"def channels_last_batchnorm_forward(x, gamma, beta, eps=1e-5):\n    return {expr}", *extra)
 
 
 def forward_returns(expr: str):
-    return solution("batchnorm_forward", "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
-                    "    mu = x.mean(0); v = x.var(0)\n"
-                    "    out = gamma * (x - mu) / np.sqrt(v + eps) + beta\n"
+    return solution("ghost_batchnorm_forward", "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n"
+                    "    g = x.reshape(-1, ghost_size, x.shape[1])\n"
+                    "    mu = g.mean(1, keepdims=True); v = ((g - mu) ** 2).mean(1, keepdims=True)\n"
+                    "    out = (gamma * (g - mu) / np.sqrt(v + eps) + beta).reshape(x.shape)\n"
                     f"    return {expr}")
+
+
+# a right ghost_batchnorm_forward's body, for the attacks that keep their points
+GHOST_BODY = ("    g = x.reshape(-1, ghost_size, x.shape[1])\n"
+              "    out = (gamma * (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, keepdims=True) + eps)"
+              " + beta).reshape(x.shape)\n")
 
 
 def raw(filename: str, data: bytes):
@@ -160,8 +167,8 @@ CASES = [
              "    signal.signal(s, signal.SIG_IGN)\nsignal.setitimer = lambda *a: None\nwhile True:\n    pass"),
         FULL, "the run resumed after it"),
     Hostile("infinite-loop-sigint-blocked", solution(
-        "spatial_batchnorm_forward",
-        "import signal\ndef spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
+        "channels_last_batchnorm_forward",
+        "import signal\ndef channels_last_batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
         "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n    while True:\n        pass"),
         NO_SPATIAL, "limit"),
     Hostile("fork-storm", after(FWD, "import os, time\nfor _ in range(5000):\n    try:\n"
@@ -179,7 +186,7 @@ CASES = [
             FULL),
     Hostile("deletes-test-cell", drop_cell(SPATIAL), FULL),  # restored, like nbgrader's add_missing_cells
     Hostile("edits-test-cell", solution(FWD, "pass", solution(
-        "batchnorm_forward", "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    return x, None")),
+        "ghost_batchnorm_forward", "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n    return x, None")),
         NO_FORWARD),
     Hostile("returns-nan", forward_returns("out * np.nan, None"), NO_FORWARD, "NaN"),
     Hostile("returns-wrong-dtype", forward_returns("out.astype(np.complex128), None"), NO_FORWARD,
@@ -235,9 +242,9 @@ def planted(where: str, *plants, die=False):
 
 
 SPECIAL = [
-    Hostile("fifo-as-own-recording", planted(FWD, (REC + "batchnorm_forward/0.json", "fifo")),
+    Hostile("fifo-as-own-recording", planted(FWD, (REC + "ghost_batchnorm_forward/0.json", "fifo")),
             NO_FORWARD, "recording was refused"),
-    Hostile("fifo-as-recording-arrays", planted(FWD, (REC + "batchnorm_forward/1.npz", "fifo")),
+    Hostile("fifo-as-recording-arrays", planted(FWD, (REC + "ghost_batchnorm_forward/1.npz", "fifo")),
             NO_FORWARD, "recording was refused"),
     Hostile("fifo-as-status", planted(FWD, ("/job/result/status.json", "fifo"), die=True),
             NO_SPATIAL, "before it could report"),
@@ -250,9 +257,9 @@ SPECIAL = [
     Hostile("symlink-status-to-host-file", planted(FWD, ("/job/result/status.json", "link:/etc/shadow"),
                                                    ("/job/result/executed.ipynb", "link:/etc/passwd"), die=True),
             NO_SPATIAL, "before it could report"),
-    Hostile("symlink-recording-to-dev-zero", planted(FWD, (REC + "batchnorm_forward/0.npz", "link:/dev/zero")),
+    Hostile("symlink-recording-to-dev-zero", planted(FWD, (REC + "ghost_batchnorm_forward/0.npz", "link:/dev/zero")),
             NO_FORWARD, "recording was refused"),
-    Hostile("symlink-recording-folder-to-root", planted(FWD, (REC + "batchnorm_forward", "link:/")),
+    Hostile("symlink-recording-folder-to-root", planted(FWD, (REC + "ghost_batchnorm_forward", "link:/")),
             NO_FORWARD, "recording was refused"),
     Hostile("symlink-result-folder-to-host", planted(FWD, ("/job/result", "link:/proc/self/root/etc"), die=True),
             NO_SPATIAL, "before it could report"),
@@ -350,9 +357,9 @@ def prints_then_defines(grade_id: str):
 
 
 ACCIDENTS = [
-    Hostile("split-solution-cell", split("batchnorm_forward", "import numpy as np"), FULL),
+    Hostile("split-solution-cell", split("ghost_batchnorm_forward", "import numpy as np"), FULL),
     Hostile("split-locked-setup-cell", split("setup", "import numpy as np"), FULL),
-    Hostile("copied-solution-cell", duplicate("spatial_batchnorm_forward"), FULL),
+    Hostile("copied-solution-cell", duplicate("channels_last_batchnorm_forward"), FULL),
     Hostile("copied-check-cell", duplicate(FWD), FULL),
     Hostile("copied-markdown-cell", duplicate("part1"), FULL),
     Hostile("deleted-both-check-cells", lambda nb: drop_cell(SPATIAL)(drop_cell(FWD)(nb)), FULL),
@@ -363,7 +370,7 @@ ACCIDENTS = [
     Hostile("nbformat-4.4-no-ids", saved_as(4, ids=False), FULL),
     Hostile("nbformat-4.5-with-ids", saved_as(5, ids=True), FULL),
     Hostile("vscode-with-stray-outputs", saved_as(4, ids=False, vscode=True), FULL),
-    Hostile("prints-past-the-cap-then-defines", prints_then_defines("batchnorm_forward"), FULL),
+    Hostile("prints-past-the-cap-then-defines", prints_then_defines("ghost_batchnorm_forward"), FULL),
 ]
 
 # ---- class 4 (issue 16): one notebook never stops, fools or poisons the batch ------------------
@@ -416,8 +423,8 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 AFTER_INPUTS_NOTE = "ran after a check had been handed its hidden inputs"
 SAVER = """import os
-def batchnorm_forward(x, gamma, beta, eps=1e-5):
-    for p in ('/tmp/saved-inputs.txt', '/job/saved-inputs.txt', '/job/record/outputs/batchnorm_forward/saved.txt'):
+def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):
+    for p in ('/tmp/saved-inputs.txt', '/job/saved-inputs.txt', '/job/record/outputs/ghost_batchnorm_forward/saved.txt'):
         try:
             with open(p, 'a') as f:
                 f.write('SAVED-' + 'INPUT-' + repr(x.ravel()[:4].tolist()) + '\\n')
@@ -434,7 +441,7 @@ ASK_SERVER = """from autograder.student import recording
 got = []
 for k in range(8):
     try:
-        got.append(recording.case_input(recording.connect_inputs(), 'spatial_batchnorm_forward', k))
+        got.append(recording.case_input(recording.connect_inputs(), 'channels_last_batchnorm_forward', k))
     except Exception:
         pass
 print('INPUT-SERVER-' + ('GAVE-' + 'INPUTS' if got else 'SAID-NO'))"""
@@ -444,7 +451,7 @@ r, w = os.pipe()
 pid = os.fork()
 if pid == 0:
     try:
-        got = recording.case_input(recording.connect_inputs(), 'spatial_batchnorm_forward', 0)
+        got = recording.case_input(recording.connect_inputs(), 'channels_last_batchnorm_forward', 0)
         os.write(w, ('FORK-' + 'GOT-' + repr(got)[:300]).encode())
     except BaseException as e:
         os.write(w, ('FORK-REFUSED ' + type(e).__name__).encode())
@@ -473,7 +480,7 @@ BATCH = [
         "out, __import__('functools').reduce(lambda acc, _: [acc], range(12), [1.0])"), FULL),
     # item 5: a call stuck where no signal reaches costs its own function only
     Hostile("stuck-in-c-code", solution(
-        "batchnorm_forward", "import hashlib\ndef batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
+        "ghost_batchnorm_forward", "import hashlib\ndef ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n"
         "    hashlib.pbkdf2_hmac('sha256', b'pw', b'salt', 10**9)\n    return x, None"),
         NO_FORWARD, "did not return within"),
     Hostile("stuck-in-c-code-in-ordinary-cell", after(
@@ -484,10 +491,10 @@ BATCH = [
                                                "threading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()"),
             FULL),
     Hostile("run-dies-midway-through-a-check", solution(
-        "batchnorm_forward", "import os, signal\nCALLS = []\n"
-        "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    CALLS.append(1)\n"
+        "ghost_batchnorm_forward", "import os, signal\nCALLS = []\n"
+        "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n    CALLS.append(1)\n"
         "    if len(CALLS) == 3:\n        os.kill(os.getppid(), signal.SIGKILL)\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None"),
+        + GHOST_BODY + "    return out, None"),
         # Where Landlock scopes signals (Linux 6.12+), the recorder child may not kill the notebook.
         *((NO_FORWARD, "PermissionError") if LANDLOCK_ABI >= 6 else (NOTHING, "2 of "))),
     # item 3: hidden inputs are on no disk before their case, and nothing of them survives it
@@ -502,15 +509,15 @@ BATCH = [
             FULL, "NO-SECRET-HERE"),
     # Armed just before its check cell, disarmed just after: only the grader's calls count.
     Hostile("stashes-hidden-inputs", solution(
-        "batchnorm_forward", "import builtins\nbuiltins.STASH, builtins.ARMED = [], False\n"
-        "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n    if builtins.ARMED:\n"
+        "ghost_batchnorm_forward", "import builtins\nbuiltins.STASH, builtins.ARMED = [], False\n"
+        "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):\n    if builtins.ARMED:\n"
         "        builtins.STASH.append(x.copy())\n        print('HIDDEN-' + 'INPUT-' + repr(x.shape))\n"
-        "    out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta\n    return out, None",
+        + GHOST_BODY + "    return out, None",
         before(FWD, "import builtins\nbuiltins.ARMED = True"),
         after(FWD, "import builtins\nbuiltins.ARMED = False\nprint(f'STASHED-{len(builtins.STASH)}')")),
         FULL, AFTER_INPUTS_NOTE),
     # issue 25, item 1: each leak of a hidden input back to the notebook, and asking for inputs
-    Hostile("saves-hidden-inputs-for-a-later-cell", solution("batchnorm_forward", SAVER, after(FWD, SHOW_SAVED)),
+    Hostile("saves-hidden-inputs-for-a-later-cell", solution("ghost_batchnorm_forward", SAVER, after(FWD, SHOW_SAVED)),
             NO_FORWARD, AFTER_INPUTS_NOTE),
     Hostile("notebook-asks-the-input-server", after("setup", ASK_SERVER), FULL, "INPUT-SERVER-SAID-NO"),
     Hostile("fork-asks-the-input-server", after("setup", FORK_ASKS), NO_SPATIAL, "could not hand over"),
@@ -928,25 +935,27 @@ def test_self_check_and_grader_agree_on_what_is_recorded():
     from autograder.course import cases, checks
     from autograder.student import recording, selfcheck
     from autograder.student.verdict import Result
-    check = cases.find("batchnorm_forward")
+    check = cases.find("ghost_batchnorm_forward")
 
-    def right(x, gamma, beta, eps=1e-5):
-        out = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + eps) + beta
+    def right(x, gamma, beta, ghost_size, eps=1e-5):
+        g = x.reshape(-1, ghost_size, x.shape[1])
+        out = (gamma * (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, keepdims=True) + eps)
+               + beta).reshape(x.shape)
         deep = [1.0]
         for _ in range(12):
             deep = [deep]
         return out, (x.tolist() * 200, deep)
 
-    def deep_out(x, gamma, beta, eps=1e-5):
-        out = right(x, gamma, beta, eps)[0].tolist()
+    def deep_out(x, gamma, beta, ghost_size, eps=1e-5):
+        out = right(x, gamma, beta, ghost_size, eps)[0].tolist()
         for _ in range(12):
             out = [out]
         return out, None
 
     import numpy as np
-    selfcheck.check("batchnorm_forward", right)  # passes: the cache is not graded
+    selfcheck.check("ghost_batchnorm_forward", right)  # passes: the cache is not graded
     with pytest.raises(AssertionError) as local:
-        selfcheck.check("batchnorm_forward", deep_out)
+        selfcheck.check("ghost_batchnorm_forward", deep_out)
     case = next(c for c in check.cases if not c.hidden)
     values = deep_out(**checks.case_inputs(check, case))
     meta, npz = recording.dumps(recording.recordable(values, check.returns, check.compared))
@@ -977,23 +986,23 @@ def test_a_table_of_hidden_inputs_buys_nothing(grader_for, monkeypatch):
     api = grading.make_api(grading.load_config())
     first = grading.sanitize(api, root / "submitted" / "first" / A / f"{A}.ipynb", A, "first", A)
     secret = keys.course_secret(root)
-    check = cases.find("batchnorm_forward")
+    check = cases.find("ghost_batchnorm_forward")
     with checks.keyed(keys.submission_key(secret, first)):
         table = [(checks.case_inputs(check, c)["x"], checks.expected_outputs(check, c)[0]) for c in check.cases]
     lines = ["import numpy as np", "TABLE = ["]
     lines += [f"    (np.array({x.tolist()!r}), np.array({out.tolist()!r}))," for x, out in table]
-    lines += ["]", "def batchnorm_forward(x, gamma, beta, eps=1e-5):",
+    lines += ["]", "def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):",
               "    for seen, out in TABLE:", "        if seen.shape == x.shape and np.allclose(seen, x):",
               "            return out.copy(), None", "    return np.zeros_like(x), None"]
     cheat = copy.deepcopy(honest)
-    _cell(cheat, "batchnorm_forward").source = "\n".join(lines)
+    _cell(cheat, "ghost_batchnorm_forward").source = "\n".join(lines)
     (root / "submitted" / "second" / A).mkdir(parents=True)
     nbformat.write(cheat, root / "submitted" / "second" / A / f"{A}.ipynb")
     grader.own(root)
     namespace: dict = {}
     exec("\n".join(lines), namespace)
     with checks.keyed(keys.submission_key(secret, first)):  # the table is right for those inputs
-        assert checks.verdict_for_function(check, namespace["batchnorm_forward"]).passed
+        assert checks.verdict_for_function(check, namespace["ghost_batchnorm_forward"]).passed
     for _ in range(2):  # the second time: the same files, the same grades
         done = grader.run("grade", A, "--quiet", "--no-feedback", env=env)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -1006,7 +1015,7 @@ def test_a_table_of_hidden_inputs_buys_nothing(grader_for, monkeypatch):
 
 READS_TABLE = """import json
 import numpy as np
-def batchnorm_forward(x, gamma, beta, eps=1e-5):
+def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):
     table = globals().get('ANSWERS')
     if table is None:
         try:
@@ -1032,7 +1041,7 @@ def test_a_table_in_the_metadata_of_an_identical_resubmission_buys_nothing(grade
     release = nbformat.read(REPO / "exercises" / A / f"{A}.ipynb", as_version=4)
     honest = samples.honest(release, nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4))
     first = copy.deepcopy(honest)
-    _cell(first, "batchnorm_forward").source = READS_TABLE
+    _cell(first, "ghost_batchnorm_forward").source = READS_TABLE
     for student in ("first", "again"):
         (root / "submitted" / student / A).mkdir(parents=True)
     nbformat.write(first, root / "submitted" / "first" / A / f"{A}.ipynb")
@@ -1044,13 +1053,13 @@ def test_a_table_in_the_metadata_of_an_identical_resubmission_buys_nothing(grade
     api = grading.make_api(grading.load_config())
     sanitized = grading.sanitize(api, root / "submitted" / "first" / A / f"{A}.ipynb", A, "first", A)
     secret = keys.course_secret(root)
-    check = cases.find("batchnorm_forward")
+    check = cases.find("ghost_batchnorm_forward")
     with checks.keyed(keys.submission_key(secret, sanitized)):
         table = [(checks.case_inputs(check, c)["x"].tolist(), checks.expected_outputs(check, c)[0].tolist())
                  for c in check.cases]
         namespace: dict = {"ANSWERS": table}
         exec(READS_TABLE, namespace)  # the table is right for the first version's inputs
-        assert checks.verdict_for_function(check, namespace["batchnorm_forward"]).passed
+        assert checks.verdict_for_function(check, namespace["ghost_batchnorm_forward"]).passed
     again = copy.deepcopy(first)
     again.metadata["answers"] = table  # the very same code: only the metadata differs
     nbformat.write(again, root / "submitted" / "again" / A / f"{A}.ipynb")

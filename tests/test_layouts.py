@@ -260,8 +260,10 @@ def test_a_deleted_check_lands_after_the_helper_it_needs():
     order = [o.split("(")[0] for o in restored(nb)]
     assert order.index("check_whiten") == order.index("def _whiten_impl") + 1
     assert order.index("check_condition_number") == order.index("def _condition_number_impl") + 1
+    assert order.index("check_train_sigmoid_mlp") == order.index("def _train_sigmoid_mlp_impl") + 1
     nb = checks_at_the_end(samples.honest(release, solution), release)
-    assert restored(nb)[-2:] == ["check_whiten", "check_condition_number"]
+    assert restored(nb)[-4:] == ["check_whiten", "check_condition_number", "check_sigmoid_mlp_gradients",
+                                 "check_train_sigmoid_mlp"]
 
 
 def test_a_check_dragged_above_every_definition_goes_below_it():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.course.questions import QUESTIONS
+
 from conftest import graded_points, run_cli
 
 A = "ch2_forward"
@@ -317,6 +319,7 @@ def term_class(tmp_path_factory):
 
 
 AUTO, WRITTEN = (sum(graded_points(A, kind).values()) for kind in ("code", "markdown"))
+WRITTEN_ID = QUESTIONS[A][0].grade_id   # the written answer the formgrader tests grade
 
 
 def _line(out: str, student: str) -> str:
@@ -350,14 +353,14 @@ def test_grades_csv_and_report_say_missing_not_zero(term_class):
 def _grade_written(root: Path, student: str, points: float) -> None:
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        grade = gb.find_grade("written_biased_variance", A, A, student)
+        grade = gb.find_grade(WRITTEN_ID, A, A, student)
         grade.manual_score = points
         gb.db.commit()
 
 
 def test_export_for_canvas_and_moodle(term_class):
     root, env, _ = term_class
-    _grade_written(root, "41042", 2)       # late: the penalty is recomputed on the new total
+    _grade_written(root, "41042", WRITTEN)  # late: the penalty is recomputed on the new total
     done = run_cli("export", A, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     out = root / "export"
@@ -448,9 +451,9 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
             page.goto(f"{base}/login?token={token}")          # Jupyter's login cookie
             with page.expect_response(lambda r: "/formgrader/api/grades" in r.url and r.ok, timeout=60000):
                 page.goto(f"{base}/formgrader/submissions/{notebook_id}/")
-            box = page.locator("input.score#written_biased_variance")
+            box = page.locator(f"input.score#{WRITTEN_ID}")
             box.wait_for(timeout=60000)
-            assert "Because batch normalization normalizes the batch" in page.content()
+            assert "Because the normalized values of a batch" in page.content()
             page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60000)
             page.evaluate("() => MathJax.startup.promise")
             assert outside == [], f"formgrader's page reached out: {outside[:3]}"
@@ -461,7 +464,7 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
             page.locator("#notebook mjx-container").first.dispatch_event("click")
             assert page.evaluate("() => window.PWNED") is None
             with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT"):
-                box.fill("2")
+                box.fill(f"{WRITTEN:g}")
                 box.press("Tab")
             browser.close()
     finally:

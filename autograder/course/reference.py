@@ -51,6 +51,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
+from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS
+
 
 def _pick_device() -> torch.device:
     wanted = os.environ.get("BN_REFERENCE_DEVICE", "").strip().lower()
@@ -123,6 +125,54 @@ def condition_number(x: ArrayLike) -> float:
     return float(lam[-1] / lam[0])
 
 
+def _sigmoid_mlp_loss(p: dict, x: torch.Tensor, y: torch.Tensor, batchnorm: bool,
+                      eps: float = 1e-5) -> torch.Tensor:
+    """Linear -> [BatchNorm1d, training mode] -> sigmoid, twice, then Linear; mean cross-entropy."""
+    h = x
+    for i in (1, 2):
+        z = h @ p[f"W{i}"] + p[f"b{i}"]
+        if batchnorm:
+            z = F.batch_norm(z, None, None, p[f"gamma{i}"], p[f"beta{i}"], training=True,
+                             momentum=0.0, eps=eps)
+        h = torch.sigmoid(z)
+    return F.cross_entropy(h @ p["W3"] + p["b3"], y)
+
+
+def _leaves(params: dict) -> dict:
+    return {k: tensor(params[k]).requires_grad_(True) for k in MLP_PARAMS}
+
+
+def _labels(y) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(y, dtype=np.int64), device=DEVICE)
+
+
+def sigmoid_mlp_gradients(params: dict, x: ArrayLike, y, batchnorm: bool) -> tuple[float, dict]:
+    """Loss and every parameter's gradient (autograd) of chapter 1's sigmoid network, with BN
+    before each sigmoid or without (gamma and beta then unused: gradient 0). CS231n layout:
+    W of shape (in, out)."""
+    p = _leaves(params)
+    loss = _sigmoid_mlp_loss(p, tensor(x), _labels(y), bool(batchnorm))
+    grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
+    return float(loss.detach()), {k: numpy(torch.zeros_like(p[k]) if g is None else g)
+                                  for k, g in zip(p, grads)}
+
+
+def sigmoid_mlp_train(params: dict, x_batches: list, y_batches: list, lr: float,
+                      batchnorm: bool) -> np.ndarray:
+    """Plain SGD (``torch.optim.SGD``) on chapter 1's sigmoid network, one step per batch; the
+    loss of every batch before its step."""
+    p = _leaves(params)
+    opt = torch.optim.SGD(list(p.values()), lr=lr)
+    losses = []
+    for xb, yb in zip(x_batches, y_batches):
+        opt.zero_grad()
+        loss = _sigmoid_mlp_loss(p, tensor(xb), _labels(yb), bool(batchnorm))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return np.array(losses)
+
+
 # ---- chapter 2: the training-mode forward pass -------------------------------------------
 
 def batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, eps: float = 1e-5) -> np.ndarray:
@@ -135,6 +185,36 @@ def spatial_batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, e
     if np.ndim(x) != 4:
         raise ValueError("spatial_batchnorm_forward expects x of shape (N, C, H, W)")
     return batchnorm_forward(x, gamma, beta, eps)
+
+
+def ghost_batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, ghost_size: int,
+                            eps: float = 1e-5) -> np.ndarray:
+    """Ghost batch norm (Hoffer et al. 2017), training mode: x (N, D) is cut into N // ghost_size
+    ghost batches of consecutive rows, each normalized with its own statistics (torch's own
+    batch_norm on each); gamma and beta are shared."""
+    xt, g, b = tensor(x), tensor(gamma), tensor(beta)
+    size = int(ghost_size)
+    if xt.shape[0] % size:
+        raise ValueError(f"N = {xt.shape[0]} is not a multiple of ghost_size = {size}")
+    parts = []
+    for chunk in torch.split(xt, size):
+        if size == 1:                              # batch_norm refuses one value; x_hat is 0
+            parts.append(b.expand_as(chunk).clone())
+        else:
+            parts.append(F.batch_norm(chunk, None, None, g, b, training=True, momentum=0.0, eps=eps))
+    return numpy(torch.cat(parts))
+
+
+def channels_last_batchnorm_forward(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                                    eps: float = 1e-5) -> np.ndarray:
+    """BN with the channel axis LAST: x of shape (N, C), (N, L, C), (N, H, W, C), ...; one mean
+    and variance per channel over every other axis (torch's batch_norm after moving the channel
+    axis to position 1)."""
+    xt = tensor(x)
+    moved = torch.movedim(xt, -1, 1)
+    out = F.batch_norm(moved, None, None, tensor(gamma), tensor(beta), training=True,
+                       momentum=0.0, eps=eps)
+    return numpy(torch.movedim(out, 1, -1))
 
 
 def batch_statistics(x: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +363,6 @@ def batchnorm_layer_script(num_features: int, steps: list, weight: ArrayLike | N
 
 
 # The capstone's parameter and buffer names: the protocol that calls the student's code owns them.
-from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS  # noqa: E402
 
 
 def bn_mlp_train(params: dict, x_batches: list, y_batches: list, x_eval: ArrayLike, lr: float,

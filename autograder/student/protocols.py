@@ -136,6 +136,29 @@ def mlp_training(fn, inputs: dict):
             _floats(scores, "`scores`", (len(inputs["x_eval"]), n_classes)))
 
 
+# ch1's sigmoid network: its gradients are compared in the order backpropagation finds them
+SIGMOID_GRADIENT_ORDER = ("W3", "b3", "gamma2", "beta2", "W2", "b2", "gamma1", "beta1", "W1", "b1")
+
+
+def loss_and_gradients(fn, inputs: dict):
+    """ch1: ``fn(params, x, y, batchnorm)`` returns (loss, grads), grads a dict with an entry for
+    every parameter. Returns, as floats: the loss, then each gradient in SIGMOID_GRADIENT_ORDER,
+    each of its parameter's shape."""
+    params = inputs["params"]
+    result = fn(params, inputs["x"], inputs["y"], inputs["batchnorm"])
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise WrongKind(f"returned {type(result).__name__}, expected a tuple (loss, grads)")
+    loss, grads = result
+    if not isinstance(grads, dict):
+        raise WrongKind(f"`grads` is {type(grads).__name__}, expected a dict of arrays")
+    out = [_floats(loss, "`loss`", ())]
+    for name in SIGMOID_GRADIENT_ORDER:
+        if name not in grads:
+            raise WrongKind(f"`grads` has no {name!r} entry")
+        out.append(_floats(grads[name], f"grads[{name!r}]", np.shape(params[name])))
+    return tuple(out)
+
+
 def layer_list(fn, inputs: dict):
     """ch6: ``fn(layers)`` returns a new list of layers (chapter 6's format, see
     ``given.run_layers``). inputs: layers, and x, an input the lists are run on.
@@ -167,7 +190,7 @@ def layer_list(fn, inputs: dict):
 
 PROTOCOLS: dict[str, Callable] = {"call": call, "train_steps": train_steps,
                                   "layer_script": layer_script, "mlp_training": mlp_training,
-                                  "layer_list": layer_list}
+                                  "layer_list": layer_list, "loss_and_gradients": loss_and_gradients}
 
 
 def run_student(fn, inputs: dict, protocol: str, n_returns: int) -> tuple:

@@ -29,8 +29,8 @@ LAST = ["Lovelace", "Okafor", "Martin", "Patel", "Yilmaz", "Haddad", "Hopper", "
         "Cohen", "Lund", "Diallo"]
 DUE = dt.datetime(2026, 10, 5, 23, 59)          # UTC
 LATE = {5: dt.timedelta(minutes=5), 6: dt.timedelta(hours=30), 7: dt.timedelta(days=3, hours=2)}
-WRITTEN = ("Because batch normalization normalizes the batch in front of it rather than estimating "
-           "a population, so the variance of those N numbers divides by N.")
+WRITTEN = ("Because the normalized values of a batch have mean 0 and mean square 1, Cauchy-Schwarz "
+           "bounds each of them by the square root of N - 1.")
 
 
 def _student(k: int) -> dict:

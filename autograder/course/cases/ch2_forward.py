@@ -1,118 +1,218 @@
-"""Chapter 2: the training-mode forward pass, (N, D), per-channel (N, C, H, W), and a padded
-batch of variable-length sequences (N, T, D) with a mask of its valid positions."""
+"""Chapter 2: the training-mode forward pass, transferred to three layouts the chapter does not
+compute: ghost batches (N, D) cut into consecutive groups with their own statistics, channels-last
+arrays (N, ..., C) of any rank, and a padded batch of variable-length sequences (N, T, D) with a
+mask of its valid positions."""
 import numpy as np
 
 from autograder.course.checks import Case, Check, Mistake
 
 
-def _bn_inputs(shape, eps=1e-5, loc=0.0, scale=1.0, constant_feature=False):
+def _one_pass(mean, std):
+    """The hint of a large-mean case, quoting that case's own numbers."""
+    return (f"in this case the features have mean {mean} and std {std}: a variance computed as "
+            f"E[x^2] - E[x]^2 subtracts two numbers near mean^2 that agree in every digit a "
+            f"float64 holds, so the difference is rounding noise")
+
+
+
+# ---- ghost batch normalization ----------------------------------------------------------------
+
+def _ghost_inputs(n, d, ghost_size, eps=1e-5, loc=0.0, scale=1.0, constant_feature=False,
+                  random_shape=False, group_offsets=0.0):
     def make(rng):
-        x = loc + scale * rng.standard_normal(shape)
+        nn, dd, g = n, d, ghost_size
+        if random_shape:
+            g = int(rng.integers(2, 9))
+            nn, dd = g * int(rng.integers(2, 9)), int(rng.integers(2, 40))
+        x = loc + scale * rng.standard_normal((nn, dd))
+        # ghost batches drawn from different places: per-group statistics really differ
+        x += group_offsets * np.repeat(rng.standard_normal((nn // g, dd)), g, axis=0)
         if constant_feature:
             x[:, 0] = 3.0
-        c = shape[1]
-        return {"x": x, "gamma": rng.uniform(0.5, 2.0, c), "beta": rng.uniform(-1, 1, c), "eps": eps}
+        return {"x": x, "gamma": rng.uniform(0.5, 2.0, dd), "beta": rng.uniform(-1, 1, dd),
+                "ghost_size": g, "eps": eps}
     return make
 
 
-def _reference(inputs):
+def _ghost_reference(inputs):
     from autograder.course import reference as R
-    return (R.batchnorm_forward(**inputs),)
+    return (R.ghost_batchnorm_forward(**inputs),)
 
 
-def _variant(axes=None, unbiased=False, eps_where="inside", reshape_no_transpose=False):
-    """Wrong versions of the forward pass, for naming a student's mistake."""
+def _ghost_variant(groups="consecutive", unbiased=False, eps_where="inside"):
+    """Wrong ghost batch norms: ``groups`` "whole" (one batch), "strided" (row i with rows
+    i + N/G, i + 2N/G, ...)."""
     def compute(inputs):
         import torch
 
         from autograder.course import reference as R
         x, g, b, eps = R.tensor(inputs["x"]), R.tensor(inputs["gamma"]), R.tensor(inputs["beta"]), inputs["eps"]
-        shape = [1, -1] + [1] * (x.ndim - 2)
-        g, b = g.reshape(shape), b.reshape(shape)
-        if reshape_no_transpose:
-            flat = x.reshape(-1, x.shape[1])
-            mu, var = flat.mean(0), flat.var(0, unbiased=unbiased)
-            xh = (flat - mu) / torch.sqrt(var + eps)
-            return (R.numpy((xh * g.reshape(-1) + b.reshape(-1)).reshape(x.shape)),)
-        dims = axes if axes is not None else [d for d in range(x.ndim) if d != 1]
-        mu = x.mean(dim=dims, keepdim=True)
-        var = x.var(dim=dims, keepdim=True, unbiased=unbiased)
-        if eps_where == "inside":
-            xh = (x - mu) / torch.sqrt(var + eps)
-        elif eps_where == "outside":
-            xh = (x - mu) / (torch.sqrt(var) + eps)
+        n, d = x.shape
+        size = int(inputs["ghost_size"])
+        if groups == "whole":
+            xg = x[None]
+        elif groups == "strided":
+            xg = x.reshape(size, n // size, d).transpose(0, 1)
         else:
-            xh = (x - mu) / torch.sqrt(var)
-        return (R.numpy(xh * g + b),)
+            xg = x.reshape(n // size, size, d)
+        mu = xg.mean(dim=1, keepdim=True)
+        var = xg.var(dim=1, keepdim=True, unbiased=unbiased)
+        std = {"inside": torch.sqrt(var + eps), "outside": torch.sqrt(var) + eps,
+               "missing": torch.sqrt(var)}[eps_where]
+        y = g * (xg - mu) / std + b
+        if groups == "strided":
+            y = y.transpose(0, 1)
+        return (R.numpy(y.reshape(n, d)),)
     return compute
 
 
-def _one_pass(mean, std):
-    """The hint of a large-mean case, quoting that case's own numbers."""
-    return (f"in this case the features have mean {mean} and std {std}: a variance computed as "
-            f"E[x^2] - E[x]^2 cancels catastrophically here; subtract the mean before squaring")
-
-_COMMON_MISTAKES = (
-    Mistake("unbiased variance", "normalize with the biased batch variance: divide by N, not N-1",
-            _variant(unbiased=True)),
-    Mistake("eps outside the square root",
-            "eps is added to the variance under the square root, not to the standard deviation",
-            _variant(eps_where="outside")),
-    Mistake("eps missing", "add eps to the variance before the square root",
-            _variant(eps_where="missing")),
+_STAT_MISTAKES = (
+    ("unbiased variance",
+     "the variance was divided by one less than the number of values it averages (Bessel's "
+     "correction): that estimates a population's spread, while batch norm rescales the values "
+     "it has in hand",
+     "var = ((x - mu) ** 2).mean(...)  # divide by the count"),
+    ("eps outside the square root",
+     "eps was added to the standard deviation: that agrees with the specification only where "
+     "the variance is large next to eps, and this case's variance is not",
+     "x_hat = (x - mu) / np.sqrt(var + eps)"),
+    ("eps missing",
+     "a feature constant over its batch has variance 0, and 0 / sqrt(0) is NaN: nothing kept "
+     "the division finite",
+     "x_hat = (x - mu) / np.sqrt(var + eps)"),
 )
 
-_SPATIAL_MISTAKES = _COMMON_MISTAKES + (
+
+def _stat_mistakes(variant):
+    """The three mistakes every forward pass can make, computed by ``variant``."""
+    kwargs = ({"unbiased": True}, {"eps_where": "outside"}, {"eps_where": "missing"})
+    return tuple(Mistake(name, hint, variant(**kw), correction=fix)
+                 for (name, hint, fix), kw in zip(_STAT_MISTAKES, kwargs))
+
+
+_GHOST_MISTAKES = (
+    Mistake("statistics over the whole batch",
+            "every row was normalized with the mean and variance of all N rows: the ghost "
+            "batches never got statistics of their own",
+            _ghost_variant(groups="whole"),
+            correction="groups = x.reshape(N // ghost_size, ghost_size, D); mu = groups.mean(axis=1)"),
+    Mistake("ghost batches interleaved",
+            "your ghost batches are not runs of consecutive rows: row i shared its statistics "
+            "with the rows N/G, 2N/G, ... places further on (G the ghost size), rows that were "
+            "never a batch together",
+            _ghost_variant(groups="strided"),
+            correction="x.reshape(N // ghost_size, ghost_size, D), statistics over axis 1"),
+) + _stat_mistakes(_ghost_variant)
+
+
+# ---- channels last -------------------------------------------------------------------------------
+
+def _last_inputs(shape, eps=1e-5, loc=0.0, scale=1.0, constant_channel=False, random_rank=False):
+    def make(rng):
+        sh = tuple(shape)
+        if random_rank:
+            rank = int(rng.integers(2, 6))
+            sh = tuple(int(v) for v in rng.integers(2, 6, rank))
+        # channels with their own offsets and scales, so that mixing them shows
+        c = sh[-1]
+        z = rng.standard_normal(sh) * rng.uniform(0.5, 3.0, c) + rng.uniform(-2.0, 2.0, c)
+        x = loc + scale * z
+        if constant_channel:
+            x[..., 0] = 3.0
+        return {"x": x, "gamma": rng.uniform(0.5, 2.0, c), "beta": rng.uniform(-1, 1, c), "eps": eps}
+    return make
+
+
+def _last_reference(inputs):
+    from autograder.course import reference as R
+    return (R.channels_last_batchnorm_forward(**inputs),)
+
+
+def _last_variant(over="all but the last", unbiased=False, eps_where="inside"):
+    """Wrong channels-last forward passes: ``over`` names the axes reduced ("all but the last",
+    "all but axis 1", "N only", "all but N")."""
+    def compute(inputs):
+        import torch
+
+        from autograder.course import reference as R
+        x, g, b, eps = R.tensor(inputs["x"]), R.tensor(inputs["gamma"]), R.tensor(inputs["beta"]), inputs["eps"]
+        dims = {"all but the last": list(range(x.ndim - 1)),
+                "all but axis 1": [d for d in range(x.ndim) if d != 1],
+                "N only": [0], "all but N": list(range(1, x.ndim))}[over]
+        mu = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=dims, keepdim=True, unbiased=unbiased)
+        std = {"inside": torch.sqrt(var + eps), "outside": torch.sqrt(var) + eps,
+               "missing": torch.sqrt(var)}[eps_where]
+        return (R.numpy(g * (x - mu) / std + b),)
+    return compute
+
+
+_LAST_MISTAKES = (
+    Mistake("channel axis taken as axis 1",
+            "these statistics are one per index of axis 1, as for an (N, C, H, W) array; here "
+            "axis 1 is a position axis, so values of every channel were pooled and each row of "
+            "positions got its own statistics",
+            _last_variant(over="all but axis 1"),
+            correction="axes = tuple(range(x.ndim - 1))  # every axis but the last"),
     Mistake("reduced over N only",
-            "a channel's statistics are taken over the examples and all H x W positions together, "
-            "not over the examples alone",
-            _variant(axes=[0])),
+            "each position got statistics of its own, over the examples alone: a convolution's "
+            "channel is the same filter at every position, and its statistics pool them all",
+            _last_variant(over="N only"),
+            correction="reduce over every axis but the last"),
     Mistake("reduced per sample",
-            "that is layer norm; batch norm reduces over N, H and W for each channel",
-            _variant(axes=[1, 2, 3])),
-    Mistake("reshape without transpose",
-            "flattening (N, C, H, W) straight into rows of C values puts values of several "
-            "channels into one column: in memory the channel axis is not the last one",
-            _variant(reshape_no_transpose=True)),
-)
+            "each example was normalized over its own positions and channels: that is layer "
+            "norm, which never looks at the other examples of the batch",
+            _last_variant(over="all but N"),
+            correction="reduce over every axis but the last"),
+) + _stat_mistakes(_last_variant)
+
 
 CHECKS = [
     Check(
-        function="batchnorm_forward",
+        function="ghost_batchnorm_forward",
         returns=("out", "cache"),
         compared=("out",),
-        reference=_reference,
+        reference=_ghost_reference,
         cases=(
-            Case("N=8, D=5", _bn_inputs((8, 5))),
-            Case("N=2", _bn_inputs((2, 4))),
-            Case("eps=0.1", _bn_inputs((6, 3), eps=0.1, scale=0.3)),
+            Case("N=12, D=3, ghost_size=4", _ghost_inputs(12, 3, 4, group_offsets=2.0)),
+            Case("N=8, D=5, ghost_size=2, eps=0.1", _ghost_inputs(8, 5, 2, eps=0.1, scale=0.3,
+                                                                  group_offsets=1.0)),
+            Case("ghost_size = N: plain batch norm", _ghost_inputs(6, 4, 6)),
             # Visible, so the self-check already tells a one-pass variance apart.
-            Case("mean 1e4, std 1e-2", _bn_inputs((16, 3), loc=1e4, scale=1e-2),
+            Case("mean 1e4, std 1e-2", _ghost_inputs(16, 3, 8, loc=1e4, scale=1e-2),
                  rtol=1e-5, atol=1e-6, hint=_one_pass("1e4", "1e-2")),
-            Case("random shape 64x37", _bn_inputs((64, 37)), hidden=True),
-            Case("random shape 3x100", _bn_inputs((3, 100), loc=-2.0, scale=5.0), hidden=True),
-            Case("N=2, D=1", _bn_inputs((2, 1)), hidden=True),
-            Case("one constant column of 6", _bn_inputs((10, 6), constant_feature=True), hidden=True),
-            Case("mean 1e6, std 1e-3", _bn_inputs((50, 8), loc=1e6, scale=1e-3), hidden=True,
+            Case("random N, D and ghost_size", _ghost_inputs(0, 0, 0, random_shape=True,
+                                                              group_offsets=1.5), hidden=True),
+            Case("ghost_size=1: every batch one row", _ghost_inputs(5, 3, 1), hidden=True,
+                 hint="a ghost batch of one row has variance 0: its normalized value is 0, and "
+                      "the output must stay finite"),
+            Case("ghost_size=3, N=3, D=1", _ghost_inputs(3, 1, 3), hidden=True),
+            Case("one constant column", _ghost_inputs(12, 6, 4, constant_feature=True), hidden=True),
+            Case("many small ghost batches, 64x7", _ghost_inputs(64, 7, 2, group_offsets=3.0),
+                 hidden=True),
+            Case("mean 1e6, std 1e-3", _ghost_inputs(40, 8, 10, loc=1e6, scale=1e-3), hidden=True,
                  rtol=1e-5, atol=1e-6, hint=_one_pass("1e6", "1e-3")),
         ),
-        mistakes=_COMMON_MISTAKES,
+        mistakes=_GHOST_MISTAKES,
     ),
     Check(
-        function="spatial_batchnorm_forward",
+        function="channels_last_batchnorm_forward",
         returns=("out", "cache"),
         compared=("out",),
-        reference=_reference,
+        reference=_last_reference,
         cases=(
-            Case("N=2, C=3, H=4, W=5", _bn_inputs((2, 3, 4, 5))),
-            Case("eps=0.1", _bn_inputs((4, 2, 3, 5), eps=0.1, scale=0.3)),
-            Case("random shape 8x6x5x7", _bn_inputs((8, 6, 5, 7)), hidden=True),
-            Case("N=2, C=1, H=1, W=3", _bn_inputs((2, 1, 1, 3)), hidden=True),
-            Case("one constant channel of 4", _bn_inputs((3, 4, 2, 2), constant_feature=True), hidden=True),
-            Case("mean 1e6, std 1e-3", _bn_inputs((4, 3, 6, 6), loc=1e6, scale=1e-3), hidden=True,
+            Case("(N, H, W, C) = (2, 4, 5, 3)", _last_inputs((2, 4, 5, 3))),
+            Case("(N, L, C) = (4, 6, 2), eps=0.1", _last_inputs((4, 6, 2), eps=0.1, scale=0.3)),
+            Case("(N, C) = (8, 5)", _last_inputs((8, 5))),
+            Case("random rank and shape", _last_inputs((), random_rank=True), hidden=True),
+            Case("(N, D, H, W, C) = (2, 3, 4, 2, 5)", _last_inputs((2, 3, 4, 2, 5)), hidden=True),
+            Case("(N, H, W, C) = (3, 1, 1, 4)", _last_inputs((3, 1, 1, 4)), hidden=True),
+            Case("C=1", _last_inputs((4, 3, 3, 1)), hidden=True),
+            Case("one constant channel", _last_inputs((3, 2, 2, 4), constant_channel=True), hidden=True),
+            Case("mean 1e6, std 1e-3", _last_inputs((4, 6, 6, 3), loc=1e6, scale=1e-3), hidden=True,
                  rtol=1e-5, atol=1e-6, hint=_one_pass("1e6", "1e-3")),
         ),
-        mistakes=_SPATIAL_MISTAKES,
+        mistakes=_LAST_MISTAKES,
     ),
 ]
 
@@ -193,43 +293,52 @@ def _masked_variant(over="valid", count="valid", padded="zero", unbiased=False, 
 
 
 def _all_padding_hint():
-    return ("no position of this batch is valid, so every output is padding and must be 0; "
-            "a count of zero valid values must not turn into 0/0")
+    return ("no position of this batch is valid: every output is padding, and a mean over zero "
+            "valid values is 0/0")
 
 
 _MASKED_MISTAKES = (
     Mistake("statistics include padded positions",
-            "the mean and variance of a feature are taken over the valid positions only; "
-            "padded positions hold whatever the previous layer left there",
-            _masked_variant(over="all")),
+            "the mean and variance also averaged the padded positions, which hold whatever the "
+            "previous layer left there (zeros, stale values, inf), none of it data",
+            _masked_variant(over="all"),
+            correction="valid = x[mask]; mu = valid.mean(axis=0)"),
     Mistake("divided by N*T",
-            "the sums run over the valid positions, so the mean and variance divide by how many "
-            "positions are valid, not by N*T",
-            _masked_variant(count="all")),
+            "the sums skip the padding but were divided by N*T, the count of every position, "
+            "padding included: the mean shrinks toward 0 by the share of padding",
+            _masked_variant(count="all"),
+            correction="mu = x[mask].sum(axis=0) / mask.sum()"),
     Mistake("statistics per sequence",
-            "that normalizes each sequence on its own (a layer-norm-like choice); batch norm pools "
-            "the valid positions of every sequence in the batch, per feature",
-            _masked_variant(over="sequence")),
+            "each sequence got its own mean and variance (a layer-norm-like choice): the "
+            "sequences of the batch never share statistics",
+            _masked_variant(over="sequence"),
+            correction="statistics per feature over the valid positions of all sequences together"),
     Mistake("padded positions normalized too",
-            "padded outputs are 0 by this exercise's convention, not the formula applied to "
-            "whatever the padding holds",
-            _masked_variant(padded="normalized")),
+            "the padded positions went through the normalization too, so they hold "
+            "gamma * (pad - mu) / std + beta: a value computed from padding",
+            _masked_variant(padded="normalized"),
+            correction="out = np.zeros_like(x); out[mask] = gamma * x_hat + beta"),
     Mistake("padded outputs set to beta",
-            "padded outputs are 0, not beta: a padded position carries no value",
-            _masked_variant(padded="beta")),
+            "the padded positions hold beta, the output a valid value equal to the mean would "
+            "get: downstream sums over time then count every padded step as such a value",
+            _masked_variant(padded="beta"),
+            correction="out = np.zeros_like(x); out[mask] = ..."),
     Mistake("padded outputs copied from x",
-            "padded outputs are 0, not the padding itself", _masked_variant(padded="x")),
+            "the padded positions hold the padding itself, passed through untouched (inf and "
+            "stale values included)",
+            _masked_variant(padded="x"),
+            correction="out = np.zeros_like(x); out[mask] = ..."),
     Mistake("padding multiplied away",
             "padded entries may be inf: inf times a mask of 0 is NaN, and the NaN reaches every "
-            "statistic; select the valid positions instead of multiplying",
-            _masked_variant(multiply=True)),
-    Mistake("unbiased variance", "normalize with the biased variance: divide by the number of "
-            "valid positions, not one less", _masked_variant(unbiased=True)),
-    Mistake("eps outside the square root",
-            "eps is added to the variance under the square root, not to the standard deviation",
-            _masked_variant(eps_where="outside")),
-    Mistake("eps missing", "add eps to the variance before the square root",
-            _masked_variant(eps_where="missing")),
+            "statistic",
+            _masked_variant(multiply=True),
+            correction="valid = x[mask]  # boolean indexing, never x * mask"),
+    Mistake("unbiased variance", _STAT_MISTAKES[0][1], _masked_variant(unbiased=True),
+            correction="var = ((valid - mu) ** 2).mean(axis=0)"),
+    Mistake("eps outside the square root", _STAT_MISTAKES[1][1],
+            _masked_variant(eps_where="outside"), correction="x_hat = xc / np.sqrt(var + eps)"),
+    Mistake("eps missing", _STAT_MISTAKES[2][1], _masked_variant(eps_where="missing"),
+            correction="x_hat = xc / np.sqrt(var + eps)"),
 )
 
 CHECKS.append(Check(
@@ -249,8 +358,8 @@ CHECKS.append(Check(
              _masked_inputs(3, 7, 2, lengths=[4, 7, 2], start=[3, 0, 5], pad="inf"), hidden=True),
         Case("no padding at all (mask all True)", _masked_inputs(5, 4, 3, lengths=[4] * 5), hidden=True),
         Case("one valid position", _masked_inputs(3, 4, 2, lengths=[0, 1, 0], pad="garbage"),
-             hidden=True, hint="one valid value per feature: its variance is 0 and it normalizes "
-                               "to 0, so its output is beta"),
+             hidden=True, hint="one valid value per feature: its variance over the batch is 0, "
+                               "and its output must stay finite"),
         Case("the whole batch is padding", _masked_inputs(2, 3, 4, lengths=[0, 0], pad="inf"),
              hidden=True, hint=_all_padding_hint()),
         Case("sequences of length at most one (T=1)", _masked_inputs(6, 1, 3, lengths=[1, 0, 1, 1, 0, 1], pad="garbage"), hidden=True),

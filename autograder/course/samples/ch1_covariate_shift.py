@@ -50,3 +50,25 @@ def condition_number(x):
     Bug("whiten-modifies-x_train", "whiten", "modified its input `x_train` in place", _edited(
         "whiten", ("    xc = x_train - mean", "    x_train -= mean\n    xc = x_train"))),
 ]
+
+_GRADS, _TRAIN = "sigmoid_mlp_gradients", "train_sigmoid_mlp"
+
+BUGS += [
+    Bug("bn-statistics-constant", _GRADS, "batch statistics treated as constants in backward", _edited(
+        _GRADS, ("dz = (g - g.mean(axis=0) - z_hat * (g * z_hat).mean(axis=0)) / std", "dz = g / std"))),
+    Bug("loss-summed", _GRADS, "loss summed over the batch", _edited(
+        _GRADS, ("loss = -log_p[np.arange(n), y].mean()", "loss = -log_p[np.arange(n), y].sum()"),
+        ("    dscores /= n\n", ""))),
+    Bug("gradient-not-averaged", _GRADS, "gradient not divided by the batch size", _edited(
+        _GRADS, ("    dscores /= n\n", ""))),
+    Bug("loss-after-step", _TRAIN, "loss recorded after the step", _edited(
+        _TRAIN, ("            params[k] = params[k] - lr * grads[k]\n",
+                 "            params[k] = params[k] - lr * grads[k]\n"
+                 "        curve[t] = sigmoid_mlp_gradients(params, x, y, batchnorm)[0]\n"))),
+    Bug("gamma-beta-frozen", _TRAIN, "gamma and beta not trained", _edited(
+        _TRAIN, ("        for k in params:\n",
+                 "        for k in [k for k in params if not k.startswith(('gamma', 'beta'))]:\n"))),
+    Bug("trains-the-callers-params", _TRAIN, "modified its input `params['W1']` in place", _edited(
+        _TRAIN, ("    params = {k: v.copy() for k, v in params.items()}      # the caller's arrays stay as they are\n", ""),
+        ("            params[k] = params[k] - lr * grads[k]", "            params[k] -= lr * grads[k]"))),
+]

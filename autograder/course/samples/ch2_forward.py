@@ -1,36 +1,46 @@
 """Planted bugs for ch2_forward; each must lose exactly its function's points."""
 from autograder.course.samples import Bug, edited_solution
 
+_GHOST, _LAST = "ghost_batchnorm_forward", "channels_last_batchnorm_forward"
+
+
+def _ghost(*edits):
+    return edited_solution("ch2_forward", _GHOST, *edits)
+
+
+def _last(*edits):
+    return edited_solution("ch2_forward", _LAST, *edits)
+
+
 BUGS = [
-    Bug("unbiased-variance", "batchnorm_forward", "unbiased variance", '''\
-def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    Bug("ghost-unbiased-variance", _GHOST, "unbiased variance", _ghost(
+        ("var = (xc ** 2).mean(axis=1, keepdims=True)",
+         "var = (xc ** 2).sum(axis=1, keepdims=True) / (ghost_size - 1)"))),
+    Bug("ghost-eps-outside-sqrt", _GHOST, "eps outside the square root", _ghost(
+        ("std = np.sqrt(var + eps)", "std = np.sqrt(var) + eps"))),
+    Bug("ghost-one-pass-variance", _GHOST, "subtracts two numbers near mean^2", _ghost(
+        ("var = (xc ** 2).mean(axis=1, keepdims=True)",
+         "var = (groups ** 2).mean(axis=1, keepdims=True) - mu ** 2"))),
+    Bug("ghost-whole-batch", _GHOST, "statistics over the whole batch", '''\
+def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):
     mu = x.mean(axis=0)
-    var = x.var(axis=0, ddof=1)
-    x_hat = (x - mu) / np.sqrt(var + eps)
-    return gamma * x_hat + beta, (x_hat, gamma, var)'''),
-    Bug("eps-outside-sqrt", "batchnorm_forward", "eps outside the square root", '''\
-def batchnorm_forward(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=0)
-    x_hat = (x - mu) / (x.std(axis=0) + eps)
-    return gamma * x_hat + beta, (x_hat, gamma)'''),
-    Bug("one-pass-variance", "batchnorm_forward", "cancels catastrophically", '''\
-def batchnorm_forward(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=0)
-    var = (x ** 2).mean(axis=0) - mu ** 2
-    x_hat = (x - mu) / np.sqrt(var + eps)
-    return gamma * x_hat + beta, (x_hat, gamma, var)'''),
-    Bug("wrong-nchw-axes", "spatial_batchnorm_forward", "reduced over N only", '''\
-def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=0, keepdims=True)
-    var = x.var(axis=0, keepdims=True)
-    x_hat = (x - mu) / np.sqrt(var + eps)
-    return gamma[None, :, None, None] * x_hat + beta[None, :, None, None], None'''),
-    Bug("reshape-no-transpose", "spatial_batchnorm_forward", "reshape without transpose", '''\
-def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
-    out, cache = batchnorm_forward(x.reshape(-1, x.shape[1]), gamma, beta, eps)
-    return out.reshape(x.shape), cache'''),
-    Bug("syntax-error", "spatial_batchnorm_forward", "SyntaxError", '''\
-def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5)
+    var = x.var(axis=0)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta, None'''),
+    Bug("ghost-interleaved", _GHOST, "ghost batches interleaved", '''\
+def ghost_batchnorm_forward(x, gamma, beta, ghost_size, eps=1e-5):
+    n, d = x.shape
+    groups = x.reshape(ghost_size, n // ghost_size, d)
+    mu = groups.mean(axis=0)
+    var = groups.var(axis=0)
+    return (gamma * (groups - mu) / np.sqrt(var + eps) + beta).reshape(n, d), None'''),
+    Bug("channels-first-axes", _LAST, "channel axis taken as axis 1", _last(
+        ("axes = tuple(range(x.ndim - 1))", "axes = tuple(a for a in range(x.ndim) if a != 1)"),
+        ("mu = x.mean(axis=axes)", "mu = x.mean(axis=axes, keepdims=True)"),
+        ("var = (xc ** 2).mean(axis=axes)", "var = (xc ** 2).mean(axis=axes, keepdims=True)"))),
+    Bug("last-reduced-over-n", _LAST, "reduced over N only", _last(
+        ("axes = tuple(range(x.ndim - 1))", "axes = 0"))),
+    Bug("syntax-error", _LAST, "SyntaxError", '''\
+def channels_last_batchnorm_forward(x, gamma, beta, eps=1e-5)
     return x, None'''),
 ]
 
