@@ -481,6 +481,35 @@ def fold_bn_conv(gamma: ArrayLike, beta: ArrayLike, running_mean: ArrayLike, run
     pad = tensor(running_mean) - s_beta / s
     return numpy(w_folded), numpy(bias + const.reshape(-1)), numpy(pad)
 
+def fold_conv_transpose_bn(w: ArrayLike, b: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                           running_mean: ArrayLike, running_var: ArrayLike, groups: int = 1,
+                           eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """A transposed convolution (weights (C_in, C_out // groups, kH, kW), torch's ConvTranspose2d
+    layout) followed by BN (eval) over its C_out channels -> one transposed convolution.
+
+    Output channel g * C_out/groups + j of group g is written by the weights w[i, j] of the
+    input channels i of group g, so BN's factor for that channel scales those weights; the bias
+    folds as for any layer. (torch's ``fuse_conv_bn_weights(..., transpose=True)`` covers
+    groups = 1 only.) Checked by running both layers with ``conv_transpose2d`` before returning.
+    """
+    wt = tensor(w)
+    c_in, c_og, kh, kw = wt.shape
+    s = tensor(gamma) / torch.sqrt(tensor(running_var) + eps)
+    per_weight = s.reshape(groups, c_og).repeat_interleave(c_in // groups, dim=0)   # (C_in, C_og)
+    w_folded = wt * per_weight[:, :, None, None]
+    bias = torch.zeros(c_og * groups, dtype=DTYPE, device=DEVICE) if b is None else tensor(b)
+    b_folded = (bias - tensor(running_mean)) * s + tensor(beta)
+    x = tensor(np.random.default_rng(0).standard_normal((2, c_in, 5, 4)))
+    for stride, padding in ((1, 0), (2, 1)):
+        y = F.conv_transpose2d(x, wt, _optional(b), stride=stride, padding=padding, groups=groups)
+        want = F.batch_norm(y, tensor(running_mean), tensor(running_var), tensor(gamma),
+                            tensor(beta), training=False, eps=eps)
+        got = F.conv_transpose2d(x, w_folded, b_folded, stride=stride, padding=padding, groups=groups)
+        if not torch.allclose(got, want, rtol=1e-9, atol=1e-9 * float(want.abs().max()) + 1e-12):
+            raise RuntimeError("fold_conv_transpose_bn does not reproduce ConvTranspose2d -> BN")
+    return numpy(w_folded), numpy(b_folded)
+
+
 # ---- chapter 4: the Keras layer (from_keras) ----------------------------------------------
 #
 # Keras' BatchNormalization keeps moving_mean and moving_variance as
