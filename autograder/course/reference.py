@@ -344,6 +344,88 @@ def batch_renorm_backward(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike, beta:
     return _grads(forward, dout, x, gamma, beta)
 
 
+def rmsnorm_forward(x: ArrayLike, gamma: ArrayLike, eps: float = 1e-5) -> np.ndarray:
+    """RMSNorm over the last axis of (N, D): gamma * x / sqrt(mean(x^2) + eps) (torch's rms_norm)."""
+    x = tensor(x)
+    return numpy(F.rms_norm(x, x.shape[1:], tensor(gamma), eps=eps))
+
+
+def rmsnorm_backward(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike,
+                     eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """dx, dgamma of RMSNorm over the last axis of (N, D), by autograd."""
+    return _grads(lambda x, g: F.rms_norm(x, x.shape[1:], g, eps=eps), dout, x, gamma)
+
+
+SWEEP_MISTAKES = ("eval with batch statistics", "biased running variance", "no running update",
+                  "weights carried over", "last partial batch used", "loss summed")
+
+
+def norm_batch_size_sweep(norm: str, batch_sizes: list, params: dict, x_train: ArrayLike,
+                          y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, lr: float,
+                          G: int = 4, epochs: int = 1, momentum: float = 0.1, eps: float = 1e-5,
+                          mistake: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chapter 5's experiment in miniature: for each batch size B, train Linear -> norm -> ReLU ->
+    Linear from the same ``params`` (W1 (D, H), b1, gamma, beta (H,), W2 (H, K), b2) with plain
+    SGD on mean cross-entropy, step size ``lr * B / 32`` (the linear scaling rule of the
+    chapter's experiment), over consecutive batches of B training rows (the last partial
+    batch dropped), ``epochs`` times; then score the test set. ``norm`` is "bn" (torch's
+    batch_norm: batch statistics in training, running ones updated with ``momentum`` and the
+    unbiased variance, used at test) or "gn" (group_norm with G contiguous groups of features).
+    Returns (test loss, test accuracy), one value per batch size. ``mistake`` (one of
+    ``SWEEP_MISTAKES``) computes a known wrong version instead, for the exercise's diagnosis.
+    """
+    xt, xs = tensor(x_train), tensor(x_test)
+    yt = torch.as_tensor(np.asarray(y_train), device=DEVICE)
+    ys = torch.as_tensor(np.asarray(y_test), device=DEVICE)
+    names = ("W1", "b1", "gamma", "beta", "W2", "b2")
+    losses, accs = [], []
+    p = None
+    for B in batch_sizes:
+        if p is None or mistake != "weights carried over":
+            p = {k: tensor(params[k]).clone().requires_grad_(True) for k in names}
+        hidden = p["W1"].shape[1]
+        rm = torch.zeros(hidden, dtype=DTYPE, device=DEVICE)
+        rv = torch.ones(hidden, dtype=DTYPE, device=DEVICE)
+
+        def normed(h, train):
+            if norm == "gn":
+                return F.group_norm(h, int(G), p["gamma"], p["beta"], eps=eps)
+            if train:
+                if mistake == "biased running variance":
+                    with torch.no_grad():
+                        rm.mul_(1 - momentum).add_(momentum * h.mean(0))
+                        rv.mul_(1 - momentum).add_(momentum * h.var(0, unbiased=False))
+                    return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+                if mistake == "no running update":
+                    return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+                return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=True,
+                                    momentum=momentum, eps=eps)
+            if mistake == "eval with batch statistics":
+                return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+            return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=False, eps=eps)
+
+        def scores(x, train):
+            h = x @ p["W1"] + p["b1"]
+            return F.relu(normed(h, train)) @ p["W2"] + p["b2"]
+
+        n = len(xt)
+        steps = -(-n // B) if mistake == "last partial batch used" else n // B
+        for _ in range(int(epochs)):
+            for k in range(steps):
+                xb, yb = xt[k * B:(k + 1) * B], yt[k * B:(k + 1) * B]
+                loss = F.cross_entropy(scores(xb, True), yb,
+                                       reduction="sum" if mistake == "loss summed" else "mean")
+                grads = torch.autograd.grad(loss, [p[k2] for k2 in names])
+                with torch.no_grad():
+                    for k2, g in zip(names, grads):
+                        p[k2] -= (lr * B / 32) * g
+        with torch.no_grad():
+            s = scores(xs, False)
+            losses.append(float(F.cross_entropy(s, ys)))
+            accs.append(float((s.argmax(1) == ys).double().mean()))
+    return np.array(losses), np.array(accs)
+
+
 # ---- chapter 6: folding BN into the layer before it ---------------------------------------
 
 def fold_conv_bn(w: ArrayLike, b: ArrayLike, gamma: ArrayLike, beta: ArrayLike, running_mean: ArrayLike,
