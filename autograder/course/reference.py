@@ -356,6 +356,30 @@ def rmsnorm_backward(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike,
     return _grads(lambda x, g: F.rms_norm(x, x.shape[1:], g, eps=eps), dout, x, gamma)
 
 
+def sets_backward_formula(upstream, values, set_of, param_of, scale, eps: float = 1e-5,
+                          gamma_outside: bool = False):
+    """Chapter 5's general result for any sets S_i, evaluated in torch on labelled elements:
+    ``set_of[i]`` is the set of element i, ``param_of[i]`` the parameter that scales it. Returns
+    dx by eq-ch5-backward (``gamma_outside=True``: batch norm's compact form, with the scale
+    taken out of the set means). The chapter compares it with autograd; kept here rather than
+    on the page, where it would print the exercise's group-norm backward."""
+    v, up = torch.as_tensor(values).detach(), torch.as_tensor(upstream)
+    sets, params = torch.as_tensor(set_of), torch.as_tensor(param_of)
+    n_sets = int(sets.max()) + 1
+    count = torch.bincount(sets, minlength=n_sets)
+
+    def set_mean(a):
+        return (torch.zeros(n_sets, dtype=a.dtype).index_add(0, sets, a) / count)[sets]
+
+    centred = v - set_mean(v)
+    spread = torch.sqrt(set_mean(centred ** 2) + eps)
+    normed = centred / spread
+    g = torch.as_tensor(scale).detach()[params]
+    reaching = up if gamma_outside else g * up
+    dx = (reaching - set_mean(reaching) - normed * set_mean(reaching * normed)) / spread
+    return dx * g if gamma_outside else dx
+
+
 SWEEP_MISTAKES = ("eval with batch statistics", "biased running variance", "no running update",
                   "weights carried over", "last partial batch used", "loss summed")
 
@@ -380,6 +404,27 @@ def norm_batch_size_sweep(norm: str, batch_sizes: list, params: dict, x_train: A
     names = ("W1", "b1", "gamma", "beta", "W2", "b2")
     losses, accs = [], []
     p = None
+    def normed(h, train, p, rm, rv):
+        if norm == "gn":
+            return F.group_norm(h, int(G), p["gamma"], p["beta"], eps=eps)
+        if train:
+            if mistake == "biased running variance":
+                with torch.no_grad():
+                    rm.mul_(1 - momentum).add_(momentum * h.mean(0))
+                    rv.mul_(1 - momentum).add_(momentum * h.var(0, unbiased=False))
+                return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+            if mistake == "no running update":
+                return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+            return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=True,
+                                momentum=momentum, eps=eps)
+        if mistake == "eval with batch statistics":
+            return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+        return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=False, eps=eps)
+
+    def scores(x, train, p, rm, rv):
+        h = x @ p["W1"] + p["b1"]
+        return F.relu(normed(h, train, p, rm, rv)) @ p["W2"] + p["b2"]
+
     for B in batch_sizes:
         if p is None or mistake != "weights carried over":
             p = {k: tensor(params[k]).clone().requires_grad_(True) for k in names}
@@ -387,40 +432,19 @@ def norm_batch_size_sweep(norm: str, batch_sizes: list, params: dict, x_train: A
         rm = torch.zeros(hidden, dtype=DTYPE, device=DEVICE)
         rv = torch.ones(hidden, dtype=DTYPE, device=DEVICE)
 
-        def normed(h, train):
-            if norm == "gn":
-                return F.group_norm(h, int(G), p["gamma"], p["beta"], eps=eps)
-            if train:
-                if mistake == "biased running variance":
-                    with torch.no_grad():
-                        rm.mul_(1 - momentum).add_(momentum * h.mean(0))
-                        rv.mul_(1 - momentum).add_(momentum * h.var(0, unbiased=False))
-                    return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
-                if mistake == "no running update":
-                    return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
-                return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=True,
-                                    momentum=momentum, eps=eps)
-            if mistake == "eval with batch statistics":
-                return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
-            return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=False, eps=eps)
-
-        def scores(x, train):
-            h = x @ p["W1"] + p["b1"]
-            return F.relu(normed(h, train)) @ p["W2"] + p["b2"]
-
         n = len(xt)
         steps = -(-n // B) if mistake == "last partial batch used" else n // B
         for _ in range(int(epochs)):
             for k in range(steps):
                 xb, yb = xt[k * B:(k + 1) * B], yt[k * B:(k + 1) * B]
-                loss = F.cross_entropy(scores(xb, True), yb,
+                loss = F.cross_entropy(scores(xb, True, p, rm, rv), yb,
                                        reduction="sum" if mistake == "loss summed" else "mean")
                 grads = torch.autograd.grad(loss, [p[k2] for k2 in names])
                 with torch.no_grad():
                     for k2, g in zip(names, grads):
                         p[k2] -= (lr * B / 32) * g
         with torch.no_grad():
-            s = scores(xs, False)
+            s = scores(xs, False, p, rm, rv)
             losses.append(float(F.cross_entropy(s, ys)))
             accs.append(float((s.argmax(1) == ys).double().mean()))
     return np.array(losses), np.array(accs)
