@@ -90,8 +90,10 @@ BACKWARD = [(a, c) for a, c in CH3_CH5 if "dx" in c.compared]
 @pytest.mark.parametrize("assignment,check", BACKWARD, ids=_ids)
 def test_parameter_gradients_are_compared_before_dx(assignment, check):
     """A slip in dgamma or dbeta that dx reuses is reported where it starts, not in dx."""
-    assert check.compared.index("dbeta") < check.compared.index("dx")
-    assert check.compared.index("dgamma") < check.compared.index("dx")
+    params = [p for p in ("dbeta", "dgamma") if p in check.returns]
+    assert params, check.function
+    for p in params:
+        assert check.compared.index(p) < check.compared.index("dx")
 
 
 def test_averaged_dgamma_reused_in_dx_is_named_at_dbeta():

@@ -693,8 +693,8 @@ def _sweep_inputs(norm, batch_sizes, n_train=250, n_test=120, hidden=16, G=4, lr
                   "W2": rng.standard_normal((hidden, k)) * np.sqrt(2.0 / hidden), "b2": np.zeros(k)}
         tr, te = order[:n_train], order[n_train:]
         return {"norm": norm, "batch_sizes": [int(b) for b in batch_sizes], "params": params,
-                "x_train": x[tr], "y_train": y[tr].astype(np.int64), "x_test": x[te],
-                "y_test": y[te].astype(np.int64), "lr": lr, "G": int(G), "epochs": int(epochs),
+                "x_train": x[tr], "y_train": [int(v) for v in y[tr]], "x_test": x[te],
+                "y_test": [int(v) for v in y[te]], "lr": lr, "G": int(G), "epochs": int(epochs),
                 "momentum": momentum, "eps": eps}
     return make
 
@@ -718,8 +718,8 @@ _SWEEP_MISTAKES = (
             _sweep_variant("eval with batch statistics"),
             correction="test: gamma * (h - running_mean) / np.sqrt(running_var + eps) + beta"),
     Mistake("biased running variance",
-            "the running variance averaged the biased batch variance; at B = 2 that is half the "
-            "estimate torch's layer stores, and the test pass divides by it",
+            "the running variance averaged the biased batch variance; for batches of two that is "
+            "half the estimate torch's layer stores, and the test pass divides by it",
             _sweep_variant("biased running variance"),
             correction="running_var = (1 - momentum) * running_var + momentum * h.var(axis=0, ddof=1)"),
     Mistake("no running update",
