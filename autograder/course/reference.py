@@ -484,6 +484,112 @@ def batch_renorm_backward(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike, beta:
     return _grads(forward, dout, x, gamma, beta)
 
 
+def rmsnorm_forward(x: ArrayLike, gamma: ArrayLike, eps: float = 1e-5) -> np.ndarray:
+    """RMSNorm over the last axis of (N, D): gamma * x / sqrt(mean(x^2) + eps) (torch's rms_norm)."""
+    x = tensor(x)
+    return numpy(F.rms_norm(x, x.shape[1:], tensor(gamma), eps=eps))
+
+
+def rmsnorm_backward(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike,
+                     eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """dx, dgamma of RMSNorm over the last axis of (N, D), by autograd."""
+    return _grads(lambda x, g: F.rms_norm(x, x.shape[1:], g, eps=eps), dout, x, gamma)
+
+
+def sets_backward_formula(upstream, values, set_of, param_of, scale, eps: float = 1e-5,
+                          gamma_outside: bool = False):
+    """Chapter 5's general result for any sets S_i, evaluated in torch on labelled elements:
+    ``set_of[i]`` is the set of element i, ``param_of[i]`` the parameter that scales it. Returns
+    dx by eq-ch5-backward (``gamma_outside=True``: batch norm's compact form, with the scale
+    taken out of the set means). The chapter compares it with autograd; kept here rather than
+    on the page, where it would print the exercise's group-norm backward."""
+    v, up = torch.as_tensor(values).detach(), torch.as_tensor(upstream)
+    sets, params = torch.as_tensor(set_of), torch.as_tensor(param_of)
+    n_sets = int(sets.max()) + 1
+    count = torch.bincount(sets, minlength=n_sets)
+
+    def set_mean(a):
+        return (torch.zeros(n_sets, dtype=a.dtype).index_add(0, sets, a) / count)[sets]
+
+    centred = v - set_mean(v)
+    spread = torch.sqrt(set_mean(centred ** 2) + eps)
+    normed = centred / spread
+    g = torch.as_tensor(scale).detach()[params]
+    reaching = up if gamma_outside else g * up
+    dx = (reaching - set_mean(reaching) - normed * set_mean(reaching * normed)) / spread
+    return dx * g if gamma_outside else dx
+
+
+SWEEP_MISTAKES = ("eval with batch statistics", "biased running variance", "no running update",
+                  "weights carried over", "last partial batch used", "loss summed")
+
+
+def norm_batch_size_sweep(norm: str, batch_sizes: list, params: dict, x_train: ArrayLike,
+                          y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, lr: float,
+                          G: int = 4, epochs: int = 1, momentum: float = 0.1, eps: float = 1e-5,
+                          mistake: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chapter 5's experiment in miniature: for each batch size B, train Linear -> norm -> ReLU ->
+    Linear from the same ``params`` (W1 (D, H), b1, gamma, beta (H,), W2 (H, K), b2) with plain
+    SGD on mean cross-entropy, step size ``lr * B / 32`` (the linear scaling rule of the
+    chapter's experiment), over consecutive batches of B training rows (the last partial
+    batch dropped), ``epochs`` times; then score the test set. ``norm`` is "bn" (torch's
+    batch_norm: batch statistics in training, running ones updated with ``momentum`` and the
+    unbiased variance, used at test) or "gn" (group_norm with G contiguous groups of features).
+    Returns (test loss, test accuracy), one value per batch size. ``mistake`` (one of
+    ``SWEEP_MISTAKES``) computes a known wrong version instead, for the exercise's diagnosis.
+    """
+    xt, xs = tensor(x_train), tensor(x_test)
+    yt = torch.as_tensor(np.asarray(y_train), device=DEVICE)
+    ys = torch.as_tensor(np.asarray(y_test), device=DEVICE)
+    names = ("W1", "b1", "gamma", "beta", "W2", "b2")
+    losses, accs = [], []
+    p = None
+    def normed(h, train, p, rm, rv):
+        if norm == "gn":
+            return F.group_norm(h, int(G), p["gamma"], p["beta"], eps=eps)
+        if train:
+            if mistake == "biased running variance":
+                with torch.no_grad():
+                    rm.mul_(1 - momentum).add_(momentum * h.mean(0))
+                    rv.mul_(1 - momentum).add_(momentum * h.var(0, unbiased=False))
+                return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+            if mistake == "no running update":
+                return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+            return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=True,
+                                momentum=momentum, eps=eps)
+        if mistake == "eval with batch statistics":
+            return F.batch_norm(h, None, None, p["gamma"], p["beta"], training=True, eps=eps)
+        return F.batch_norm(h, rm, rv, p["gamma"], p["beta"], training=False, eps=eps)
+
+    def scores(x, train, p, rm, rv):
+        h = x @ p["W1"] + p["b1"]
+        return F.relu(normed(h, train, p, rm, rv)) @ p["W2"] + p["b2"]
+
+    for B in batch_sizes:
+        if p is None or mistake != "weights carried over":
+            p = {k: tensor(params[k]).clone().requires_grad_(True) for k in names}
+        hidden = p["W1"].shape[1]
+        rm = torch.zeros(hidden, dtype=DTYPE, device=DEVICE)
+        rv = torch.ones(hidden, dtype=DTYPE, device=DEVICE)
+
+        n = len(xt)
+        steps = -(-n // B) if mistake == "last partial batch used" else n // B
+        for _ in range(int(epochs)):
+            for k in range(steps):
+                xb, yb = xt[k * B:(k + 1) * B], yt[k * B:(k + 1) * B]
+                loss = F.cross_entropy(scores(xb, True, p, rm, rv), yb,
+                                       reduction="sum" if mistake == "loss summed" else "mean")
+                grads = torch.autograd.grad(loss, [p[k2] for k2 in names])
+                with torch.no_grad():
+                    for k2, g in zip(names, grads):
+                        p[k2] -= (lr * B / 32) * g
+        with torch.no_grad():
+            s = scores(xs, False, p, rm, rv)
+            losses.append(float(F.cross_entropy(s, ys)))
+            accs.append(float((s.argmax(1) == ys).double().mean()))
+    return np.array(losses), np.array(accs)
+
+
 # ---- chapter 6: folding BN into the layer before it ---------------------------------------
 
 def fold_conv_bn(w: ArrayLike, b: ArrayLike, gamma: ArrayLike, beta: ArrayLike, running_mean: ArrayLike,
@@ -620,6 +726,35 @@ def fold_bn_conv(gamma: ArrayLike, beta: ArrayLike, running_mean: ArrayLike, run
         raise RuntimeError("fold_bn_conv: the two computations of the shift disagree")
     pad = tensor(running_mean) - s_beta / s
     return numpy(w_folded), numpy(bias + const.reshape(-1)), numpy(pad)
+
+def fold_conv_transpose_bn(w: ArrayLike, b: ArrayLike, gamma: ArrayLike, beta: ArrayLike,
+                           running_mean: ArrayLike, running_var: ArrayLike, groups: int = 1,
+                           eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """A transposed convolution (weights (C_in, C_out // groups, kH, kW), torch's ConvTranspose2d
+    layout) followed by BN (eval) over its C_out channels -> one transposed convolution.
+
+    Output channel g * C_out/groups + j of group g is written by the weights w[i, j] of the
+    input channels i of group g, so BN's factor for that channel scales those weights; the bias
+    folds as for any layer. (torch's ``fuse_conv_bn_weights(..., transpose=True)`` covers
+    groups = 1 only.) Checked by running both layers with ``conv_transpose2d`` before returning.
+    """
+    wt = tensor(w)
+    c_in, c_og, kh, kw = wt.shape
+    s = tensor(gamma) / torch.sqrt(tensor(running_var) + eps)
+    per_weight = s.reshape(groups, c_og).repeat_interleave(c_in // groups, dim=0)   # (C_in, C_og)
+    w_folded = wt * per_weight[:, :, None, None]
+    bias = torch.zeros(c_og * groups, dtype=DTYPE, device=DEVICE) if b is None else tensor(b)
+    b_folded = (bias - tensor(running_mean)) * s + tensor(beta)
+    x = tensor(np.random.default_rng(0).standard_normal((2, c_in, 5, 4)))
+    for stride, padding in ((1, 0), (2, 1)):
+        y = F.conv_transpose2d(x, wt, _optional(b), stride=stride, padding=padding, groups=groups)
+        want = F.batch_norm(y, tensor(running_mean), tensor(running_var), tensor(gamma),
+                            tensor(beta), training=False, eps=eps)
+        got = F.conv_transpose2d(x, w_folded, b_folded, stride=stride, padding=padding, groups=groups)
+        if not torch.allclose(got, want, rtol=1e-9, atol=1e-9 * float(want.abs().max()) + 1e-12):
+            raise RuntimeError("fold_conv_transpose_bn does not reproduce ConvTranspose2d -> BN")
+    return numpy(w_folded), numpy(b_folded)
+
 
 # ---- chapter 4: the Keras layer (from_keras) ----------------------------------------------
 #

@@ -3,17 +3,22 @@ backward passes.
 
 Forward passes, CS231n-style, graded on ``out`` (and r, d) only:
 
-* ``layernorm_forward(x, gamma, beta, eps)`` -> ``(out, cache)``, x of shape (N, D);
+* ``rmsnorm_forward(x, gamma, eps)`` -> ``(out, cache)``, x of shape (N, D) (no shift);
 * ``groupnorm_forward(x, gamma, beta, G, eps)`` -> ``(out, cache)``, x of shape (N, C, H, W);
 * ``batch_renorm_forward(x, gamma, beta, running_mean, running_var, r_max, d_max, eps)``
   -> ``(out, r, d, cache)``, x of shape (N, D); the running statistics are read, not updated.
 
-Backward passes ``dx, dgamma, dbeta = <op>_backward(dout, cache)``, graded against autograd,
+Backward passes ``dx, dgamma, dbeta = <op>_backward(dout, cache)`` (RMSNorm's: ``dx, dgamma``),
+graded against autograd,
 ``dbeta`` and ``dgamma`` compared before ``dx`` (the root cause first). The
 cache each receives is fixed by the course: the forward's inputs, as a tuple in signature order
-(``(x, gamma, beta, eps)``, ``(x, gamma, beta, G, eps)``, ``(x, gamma, beta, running_mean,
+(``(x, gamma, eps)``, ``(x, gamma, beta, G, eps)``, ``(x, gamma, beta, running_mean,
 running_var, r_max, d_max, eps)``), so a backward is graded on its own, whatever the student's
 forward does; it recomputes the statistics it needs.
+
+The experiment ``batch_size_sweep`` trains Linear -> BN or GN -> ReLU -> Linear from the same
+weights at several batch sizes with the student's own layers; its curve (test loss and accuracy
+per batch size) is compared point by point with torch's (``reference.norm_batch_size_sweep``).
 """
 import numpy as np
 
@@ -21,7 +26,8 @@ from autograder.course.checks import Case, Check, Mistake
 
 _ONE_PASS = ("with mean 1e6 and std 1e-3, the one-pass variance E[x^2] - E[x]^2 cancels "
              "catastrophically: subtract the mean first, then average the squares")
-_EPS_OUTSIDE = "eps is added to the variance inside the square root, not to the standard deviation"
+_EPS_OUTSIDE = ("eps was added to the standard deviation; the layer adds it to the variance "
+                "before the root")
 
 
 def _torch():
@@ -41,47 +47,51 @@ def _normalize(t, dims, eps, unbiased=False, eps_where="inside"):
     return (t - mu) / torch.sqrt(var + eps)
 
 
-# ---- layer norm, (N, D) ------------------------------------------------------------------
+# ---- RMSNorm, (N, D) ------------------------------------------------------------------------
 
-def _ln_inputs(shape, eps=1e-5, loc=0.0, scale=1.0, row_scales=False, constant_row=False):
+def _rms_inputs(shape, eps=1e-5, loc=0.0, scale=1.0, row_scales=False, zero_row=False):
     def make(rng):
         x = loc + scale * rng.standard_normal(shape)
         if row_scales:      # rows on very different scales: only per-row statistics undo that
             x *= 10.0 ** np.linspace(-2, 2, shape[0])[:, None]
-        if constant_row:
-            x[0] = 2.5
-        d = shape[1]
-        return {"x": x, "gamma": rng.uniform(0.5, 2.0, d), "beta": rng.uniform(-1, 1, d), "eps": eps}
+        if zero_row:
+            x[0] = 0.0
+        return {"x": x, "gamma": rng.uniform(0.5, 2.0, shape[1]), "eps": eps}
     return make
 
 
-def _ln_reference(inputs):
+def _rms_reference(inputs):
     from autograder.course import reference as R
-    return (R.layernorm_forward(**inputs),)
+    return (R.rmsnorm_forward(**inputs),)
 
 
-def _ln_variant(dims, **kw):
+def _rms_variant(dims=(1,), centred=False, eps_where="inside"):
     def compute(inputs):
         torch, R = _torch()
         x = R.tensor(inputs["x"])
-        xh = _normalize(x, dims, inputs["eps"], **kw)
-        return (R.numpy(xh * R.tensor(inputs["gamma"]) + R.tensor(inputs["beta"])),)
+        xc = x - x.mean(dim=list(dims), keepdim=True) if centred else x
+        ms = (xc ** 2).mean(dim=list(dims), keepdim=True)
+        rms = torch.sqrt(ms) + inputs["eps"] if eps_where == "outside" else torch.sqrt(ms + inputs["eps"])
+        return (R.numpy(R.tensor(inputs["gamma"]) * xc / rms),)
     return compute
 
 
-_LN_MISTAKES = (
-    Mistake("normalized over the batch axis",
-            "layer norm takes each sample's mean and variance over its own D features, along a "
-            "row; statistics down a column mix the samples of the batch, which is batch norm",
-            _ln_variant([0])),
-    Mistake("statistics over the whole array",
-            "each row, one sample, gets its own mean and variance, not one pair for every "
-            "element of the array",
-            _ln_variant([0, 1])),
-    Mistake("unbiased variance",
-            "the variance divides by the number of values it averages, D, not one less",
-            _ln_variant([1], unbiased=True)),
-    Mistake("eps outside the square root", _EPS_OUTSIDE, _ln_variant([1], eps_where="outside")),
+_RMS_MISTAKES = (
+    Mistake("centred like layer norm",
+            "the row mean was taken out first: that is layer norm's statistic; RMSNorm's scale "
+            "is the root of the mean square of the raw values",
+            _rms_variant(centred=True),
+            correction="rms = np.sqrt((x ** 2).mean(axis=1, keepdims=True) + eps)"),
+    Mistake("root mean square over the batch axis",
+            "each sample's scale came from a column, so it mixes the samples of the batch; "
+            "RMSNorm, like layer norm, never looks at the other rows",
+            _rms_variant(dims=(0,)),
+            correction="rms = np.sqrt((x ** 2).mean(axis=1, keepdims=True) + eps)"),
+    Mistake("eps outside the square root",
+            "eps was added to the root mean square; torch's RMSNorm adds it to the mean square "
+            "before the root",
+            _rms_variant(eps_where="outside"),
+            correction="rms = np.sqrt((x ** 2).mean(axis=1, keepdims=True) + eps)"),
 )
 
 
@@ -139,25 +149,32 @@ def _gn_variant(grouping="contiguous", batch_too=False, **kw):
 
 _GN_MISTAKES = (
     Mistake("interleaved channel groups",
-            "group g holds CONTIGUOUS channels, the g-th block of C/G neighbours; grouping channel "
-            "c with the channels c + G, c + 2G, ... interleaves the groups (a view that puts the "
-            "group size before the group count does exactly that)",
-            _gn_variant("interleaved")),
+            "the channels of a group were taken every G-th one, which a view that puts the "
+            "group size before the group count produces; a group is a block of neighbouring "
+            "channels",
+            _gn_variant("interleaved"),
+            correction='xg = x.reshape(N, G, C // G, H, W)'),
     Mistake("G read as the group size",
             "G is the number of groups, each of C/G channels, not the number of channels in a "
             "group",
-            _gn_variant("size G")),
+            _gn_variant("size G"),
+            correction='xg = x.reshape(N, G, C // G, H, W)'),
     Mistake("statistics shared across the batch",
             "group norm gives every sample its own statistics: nothing is averaged across the "
             "batch",
-            _gn_variant(batch_too=True)),
+            _gn_variant(batch_too=True),
+            correction='mu = xg.mean(axis=(2, 3, 4), keepdims=True)'),
     Mistake("one group per channel",
             "a group holds C/G channels together with all their H x W positions, not one channel",
-            _gn_variant("per channel")),
+            _gn_variant("per channel"),
+            correction='mu = xg.mean(axis=(2, 3, 4), keepdims=True)'),
     Mistake("unbiased variance",
-            "the variance divides by the number of values in a group, (C/G)*H*W, not one less",
-            _gn_variant(unbiased=True)),
-    Mistake("eps outside the square root", _EPS_OUTSIDE, _gn_variant(eps_where="outside")),
+            "the variance divided by one less than the number of values in the group (the "
+            "unbiased estimate)",
+            _gn_variant(unbiased=True),
+            correction='var = (xc ** 2).mean(axis=(2, 3, 4), keepdims=True)'),
+    Mistake("eps outside the square root", _EPS_OUTSIDE, _gn_variant(eps_where="outside"),
+            correction='x_hat = xc / np.sqrt(var + eps)'),
 )
 
 
@@ -220,32 +237,48 @@ def _renorm_variant(clip_r="both", clip_d=True, invert_r=False, flip_d=False, ap
 
 _RENORM_MISTAKES = (
     Mistake("r and d not clipped",
-            "r is clipped to [1/r_max, r_max] and d to [-d_max, d_max] before either is used",
-            _renorm_variant(clip_r="none", clip_d=False)),
-    Mistake("r not clipped", "clip r to [1/r_max, r_max] before using it",
-            _renorm_variant(clip_r="none")),
-    Mistake("d not clipped", "clip d to [-d_max, d_max] before using it",
-            _renorm_variant(clip_d=False)),
+            "neither r nor d was held within its limits: the correction follows the batch "
+            "however far its statistics stray",
+            _renorm_variant(clip_r="none", clip_d=False),
+            correction='r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max); d = np.clip((mu - running_mean) / sigma, -d_max, d_max)'),
+    Mistake("r not clipped", "r reached the output unbounded: a batch whose spread is far from the running one "
+            "rescales the normalized value without limit",
+            _renorm_variant(clip_r="none"),
+            correction='r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max)'),
+    Mistake("d not clipped", "d reached the output unbounded: a batch mean far from the running one shifts the "
+            "output without limit",
+            _renorm_variant(clip_d=False),
+            correction='d = np.clip((mu - running_mean) / sigma, -d_max, d_max)'),
     Mistake("r clipped from above only",
-            "r's range is [1/r_max, r_max]: it has a lower bound as well as an upper one",
-            _renorm_variant(clip_r="above")),
+            "small ratios went through: a batch much narrower than the running statistics "
+            "still shrinks the output without limit",
+            _renorm_variant(clip_r="above"),
+            correction='r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max)'),
     Mistake("r inverted",
-            "r is the batch standard deviation divided by the running one, not the other way round",
-            _renorm_variant(invert_r=True)),
+            "r came out as the running spread over the batch spread: it is below 1 exactly "
+            "where the batch is wider than the running statistics",
+            _renorm_variant(invert_r=True),
+            correction='r = sigma_b / sigma, then clipped'),
     Mistake("d with the wrong sign",
             "d measures how far the batch mean lies above the running mean, in running standard "
             "deviations: its sign is reversed",
-            _renorm_variant(flip_d=True)),
+            _renorm_variant(flip_d=True),
+            correction='d = (mu - running_mean) / sigma, then clipped'),
     Mistake("r and d not applied",
             "the batch-normalized value is then multiplied by r and shifted by d; without them "
             "the layer is plain batch norm",
-            _renorm_variant(apply_rd=False)),
+            _renorm_variant(apply_rd=False),
+            correction='x_hat = xc / sigma_b * r + d'),
     Mistake("eps missing from the running sigma",
-            "the running standard deviation includes eps too, the same eps as the batch's",
-            _renorm_variant(sigma_eps=False)),
+            "the running standard deviation lacks eps while the batch one has it: the two "
+            "spreads in r are measured differently",
+            _renorm_variant(sigma_eps=False),
+            correction='sigma = np.sqrt(running_var + eps)'),
     Mistake("unbiased variance",
-            "sigma_B uses the biased batch variance, which divides by N, not N-1",
-            _renorm_variant(unbiased=True)),
+            "sigma_B came from the unbiased variance, which divides by one less than N and "
+            "inflates the spread of a small batch",
+            _renorm_variant(unbiased=True),
+            correction='sigma_b = np.sqrt((xc ** 2).mean(axis=0) + eps)'),
 )
 
 
@@ -260,7 +293,7 @@ def _with_dout(make_forward_inputs, order, dout_scale=1.0):
     return make
 
 
-_LN_ORDER = ("x", "gamma", "beta", "eps")
+_RMS_ORDER = ("x", "gamma", "eps")
 _GN_ORDER = ("x", "gamma", "beta", "G", "eps")
 _RENORM_ORDER = ("x", "gamma", "beta", "running_mean", "running_var", "r_max", "d_max", "eps")
 
@@ -277,11 +310,11 @@ def _params_first(compute):
     return reordered
 
 
-@_params_first
-def _ln_backward_reference(inputs):
+def _rms_backward_reference(inputs):
     from autograder.course import reference as R
-    c = _cache(inputs, _LN_ORDER)
-    return R.layernorm_backward(inputs["dout"], c["x"], c["gamma"], c["beta"], c["eps"])
+    c = _cache(inputs, _RMS_ORDER)
+    dx, dgamma = R.rmsnorm_backward(inputs["dout"], c["x"], c["gamma"], c["eps"])
+    return dgamma, dx
 
 
 @_params_first
@@ -319,50 +352,67 @@ def _norm_backward(x, dy, gamma, dims, eps, mean_term=True, var_term=True, gamma
     return dx / s, x_hat
 
 
-def _ln_backward_variant(dims=(1,), param_reduce="sum", **kw):
-    @_params_first
+def _rms_backward_variant(mean_term=False, scale_term=True, gamma_in_dx=True, gamma_outside=False,
+                          param_reduce="sum", dims=(1,)):
+    """dgamma, dx of RMSNorm written by hand in torch, wrong in the ways students are."""
     def compute(inputs):
         torch, R = _torch()
-        c = _cache(inputs, _LN_ORDER)
+        c = _cache(inputs, _RMS_ORDER)
         x, dy, g = R.tensor(c["x"]), R.tensor(inputs["dout"]), R.tensor(c["gamma"])
-        dx, x_hat = _norm_backward(x, dy, g, list(dims), c["eps"], **kw)
-        axis = 0 if param_reduce != "axis1" else 1
-        dg, db = (dy * x_hat).sum(dim=axis), dy.sum(dim=axis)
+        d = list(dims)
+        rms = torch.sqrt((x ** 2).mean(dim=d, keepdim=True) + c["eps"])
+        x_hat = x / rms
+        dxh = dy if gamma_outside or not gamma_in_dx else dy * g
+        dx = dxh
+        if mean_term:
+            dx = dx - dxh.mean(dim=d, keepdim=True)
+        if scale_term:
+            dx = dx - x_hat * (dxh * x_hat).mean(dim=d, keepdim=True)
+        if gamma_outside:
+            dx = dx * g
+        dx = dx / rms
+        axis = 1 if param_reduce == "axis1" else 0
+        dg = (dy * x_hat).sum(dim=axis)
         if param_reduce == "mean":
-            dg, db = dg / x.shape[0], db / x.shape[0]
-        return R.numpy(dx), R.numpy(dg), R.numpy(db)
+            dg = dg / x.shape[0]
+        return R.numpy(dg), R.numpy(dx)
     return compute
 
 
-_LN_BACKWARD_MISTAKES = (
-    Mistake("normalized over the batch axis",
-            "layer norm's sets are rows: the mean and variance terms of dx average over the row "
-            "each value's statistics came from, not down the batch",
-            _ln_backward_variant(dims=(0,))),
-    Mistake("mean term of dx missing",
-            "every value of a row feeds that row's mean: dx has lost the term that comes back "
-            "through it",
-            _ln_backward_variant(mean_term=False)),
-    Mistake("variance term of dx missing",
-            "every value of a row feeds that row's variance: dx has lost the term that comes back "
-            "through it, the one along x_hat",
-            _ln_backward_variant(var_term=False)),
+_RMS_BACKWARD_MISTAKES = (
+    Mistake("mean term of layer norm's gradient",
+            "dx carries a term that comes back through a row mean, but RMSNorm subtracts no "
+            "mean: that term belongs to layer norm's gradient",
+            _rms_backward_variant(mean_term=True),
+            correction="dx = (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True)) / rms"),
+    Mistake("scale treated as a constant",
+            "every value of a row feeds that row's root mean square: dx has lost the term that "
+            "comes back through it, the one along x_hat",
+            _rms_backward_variant(scale_term=False),
+            correction="dx = (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True)) / rms"),
     Mistake("gamma missing from dx",
-            "the output is gamma times x_hat plus beta: the gradient reaching x_hat is scaled by "
-            "gamma",
-            _ln_backward_variant(gamma_in_dx=False)),
-    Mistake("gamma taken out of the row means",
-            "in layer norm gamma varies along the row, inside the set the means run over: it "
-            "cannot be taken out of them as in batch norm; the means are of the gradient that "
-            "reaches x_hat, gamma included",
-            _ln_backward_variant(gamma_outside=True)),
-    Mistake("dgamma/dbeta summed over the wrong axis",
-            "gamma has one entry per feature, shared by the N rows: its gradient sums down the "
-            "batch, not along a row",
-            _ln_backward_variant(param_reduce="axis1")),
-    Mistake("dgamma/dbeta averaged over the batch",
-            "gamma and beta are shared by all N rows: their gradients are sums, not means",
-            _ln_backward_variant(param_reduce="mean")),
+            "the output is gamma times x_hat: the gradient that reaches x_hat has lost that factor",
+            _rms_backward_variant(gamma_in_dx=False),
+            correction="dx_hat = gamma * dout"),
+    Mistake("gamma taken out of the row mean",
+            "gamma varies along the row, inside the set the mean runs over: factoring it out of "
+            "the mean, as batch norm's compact form may, changes the result",
+            _rms_backward_variant(gamma_outside=True),
+            correction="dx_hat = gamma * dout, then the row mean of dx_hat * x_hat"),
+    Mistake("root mean square over the batch axis",
+            "the statistic and its gradient term ran down the columns, across the samples; "
+            "each row has its own scale",
+            _rms_backward_variant(dims=(0,)),
+            correction="rms = np.sqrt((x ** 2).mean(axis=1, keepdims=True) + eps)"),
+    Mistake("dgamma summed over the wrong axis",
+            "gamma has one entry per feature, shared by the N rows; this sum ran along a row",
+            _rms_backward_variant(param_reduce="axis1"),
+            correction="dgamma = (dout * x_hat).sum(axis=0)"),
+    Mistake("dgamma averaged over the batch",
+            "gamma is shared by all N rows and the loss adds their contributions; an average "
+            "divides that sum by N",
+            _rms_backward_variant(param_reduce="mean"),
+            correction="dgamma = (dout * x_hat).sum(axis=0)"),
 )
 
 
@@ -397,30 +447,35 @@ def _gn_backward_variant(grouping="contiguous", param_reduce="sum", gamma_outsid
 
 _GN_BACKWARD_MISTAKES = (
     Mistake("interleaved channel groups",
-            "group g holds contiguous channels, the g-th block of C/G neighbours: the means in dx "
-            "run over exactly the channels and positions of the value's own group",
-            _gn_backward_variant("interleaved")),
+            "the means in dx ran over every G-th channel; a value's statistics came from its "
+            "own block of neighbouring channels",
+            _gn_backward_variant("interleaved"),
+            correction='dx_hat viewed as (N, G, C // G, H, W), means over axes (2, 3, 4)'),
     Mistake("one group per channel",
             "the statistics, and so the mean and variance terms of dx, cover a whole group of "
             "C // G channels with all their positions, not one channel",
-            _gn_backward_variant("per channel")),
+            _gn_backward_variant("per channel"),
+            correction='means over axes (2, 3, 4) of the (N, G, C // G, H, W) view'),
     Mistake("mean term of dx missing",
             "every value of a group feeds the group's mean: dx has lost the term that comes back "
             "through it",
-            _gn_backward_variant(mean_term=False)),
+            _gn_backward_variant(mean_term=False),
+            correction='dx = (dx_hat - dx_hat.mean(...) - x_hat * (dx_hat * x_hat).mean(...)) / std'),
     Mistake("variance term of dx missing",
             "every value of a group feeds the group's variance: dx has lost the term that comes "
             "back through it, the one along x_hat",
-            _gn_backward_variant(var_term=False)),
+            _gn_backward_variant(var_term=False),
+            correction='dx = (dx_hat - dx_hat.mean(...) - x_hat * (dx_hat * x_hat).mean(...)) / std'),
     Mistake("gamma taken out of the group means",
-            "a group holds several channels, each with its own gamma_c: gamma varies inside the "
-            "set the means run over, so the means are of the gradient reaching x_hat, gamma "
-            "included",
-            _gn_backward_variant(gamma_outside=True)),
+            "a group holds several channels, each with its own gamma_c: factoring gamma out "
+            "of the group means, as batch norm's compact form may, changes them",
+            _gn_backward_variant(gamma_outside=True),
+            correction='dx_hat = gamma.reshape(1, C, 1, 1) * dout, then the group means of dx_hat'),
     Mistake("dgamma/dbeta not summed over H and W",
-            "gamma_c is shared by every position of channel c in every sample: its gradient sums "
-            "over the batch and both spatial axes, shape (C,)",
-            _gn_backward_variant(param_reduce="batch only")),
+            "gamma_c is shared by every position of channel c in every sample; this gradient "
+            "kept one value per position",
+            _gn_backward_variant(param_reduce="batch only"),
+            correction='dgamma = (dout * x_hat).sum(axis=(0, 2, 3))'),
 )
 
 
@@ -456,71 +511,75 @@ _RENORM_BACKWARD_MISTAKES = (
             "r and d are constants in backpropagation (a stop-gradient), as the paper prescribes: "
             "that is the point of batch renorm; a gradient through them as well is the "
             "inference-mode gradient, in which the batch statistics drop out",
-            _renorm_backward_variant(through_rd=True)),
+            _renorm_backward_variant(through_rd=True),
+            correction="dx_b = gamma * r * dout, r and d constants; then BN's set formula over the batch"),
     Mistake("r missing from dx",
-            "r is a constant factor between the batch-normalized value and the output: the "
-            "gradient reaching the batch-normalized value is scaled by r as well as by gamma",
-            _renorm_backward_variant(r_in_dx=False)),
+            "r is a constant factor between the batch-normalized value and the output; the "
+            "gradient reaching the batch-normalized value lost it",
+            _renorm_backward_variant(r_in_dx=False),
+            correction='dx_b = gamma * r * dout'),
     Mistake("dgamma without r and d",
-            "gamma multiplies the renormalized value, r times the batch-normalized one plus d: "
-            "its gradient pairs dout with that value",
-            _renorm_backward_variant(rd_in_dgamma=False)),
+            "dgamma paired dout with the batch-normalized value, but gamma multiplies the "
+            "renormalized one",
+            _renorm_backward_variant(rd_in_dgamma=False),
+            correction='dgamma = (dout * (x_b * r + d)).sum(axis=0)'),
     Mistake("r and d not clipped",
-            "the backward pass needs r and d exactly as the forward pass used them, clipped to "
-            "[1/r_max, r_max] and [-d_max, d_max]",
-            _renorm_backward_variant(clip=False)),
+            "the backward pass used r and d unclipped, unlike the forward pass it "
+            "differentiates",
+            _renorm_backward_variant(clip=False),
+            correction='r = np.clip(sigma_b / sigma, 1.0 / r_max, r_max); d = np.clip((mu - running_mean) / sigma, -d_max, d_max)'),
     Mistake("batch statistics treated as constants",
             "only r and d are constants; mu_B and sigma_B depend on every x, so dx keeps the terms "
             "that come back through the batch mean and variance",
-            _renorm_backward_variant(stats_constant=True)),
+            _renorm_backward_variant(stats_constant=True),
+            correction='dx = (dx_b - dx_b.mean(axis=0) - x_b * (dx_b * x_b).mean(axis=0)) / sigma_b'),
 )
 
 _GRADCHECK = "compare each of dx, dgamma, dbeta with a centered-difference numerical gradient"
 
 
+_GRADCHECK_RMS = "compare dx and dgamma with a centered-difference numerical gradient"
+
 CHECKS = [
     Check(
-        function="layernorm_forward",
+        function="rmsnorm_forward",
         returns=("out", "cache"),
         compared=("out",),
-        reference=_ln_reference,
+        reference=_rms_reference,
         cases=(
-            Case("N=4, D=6", _ln_inputs((4, 6))),
-            Case("a batch of one (N=1)", _ln_inputs((1, 5))),
-            Case("eps=0.1", _ln_inputs((5, 3), eps=0.1, scale=0.3)),
-            Case("random shape 32x50", _ln_inputs((32, 50), loc=1.0, scale=3.0), hidden=True),
-            Case("rows on scales 1e-2 ... 1e2", _ln_inputs((7, 9), row_scales=True), hidden=True),
-            Case("D=2", _ln_inputs((6, 2)), hidden=True),
-            Case("a constant row", _ln_inputs((5, 8), constant_row=True), hidden=True),
-            Case("mean 1e6, std 1e-3", _ln_inputs((6, 40), loc=1e6, scale=1e-3), hidden=True,
-                 rtol=1e-5, atol=1e-6, hint=_ONE_PASS),
+            Case("N=4, D=6", _rms_inputs((4, 6), loc=1.0)),
+            Case("a batch of one (N=1)", _rms_inputs((1, 5), loc=-0.5)),
+            Case("eps=0.1", _rms_inputs((5, 3), eps=0.1, scale=0.3)),
+            Case("random shape 32x50", _rms_inputs((32, 50), loc=1.0, scale=3.0), hidden=True),
+            Case("rows on scales 1e-2 ... 1e2", _rms_inputs((7, 9), row_scales=True), hidden=True),
+            Case("D=2", _rms_inputs((6, 2), loc=2.0), hidden=True),
+            Case("an all-zero row", _rms_inputs((5, 8), zero_row=True), hidden=True,
+                 hint="an all-zero row has mean square 0: eps keeps its output finite (zero)"),
         ),
-        mistakes=_LN_MISTAKES,
+        mistakes=_RMS_MISTAKES,
     ),
     Check(
-        function="layernorm_backward",
-        returns=("dx", "dgamma", "dbeta"),
-        compared=("dbeta", "dgamma", "dx"),
-        reference=_ln_backward_reference,
+        function="rmsnorm_backward",
+        returns=("dx", "dgamma"),
+        compared=("dgamma", "dx"),
+        reference=_rms_backward_reference,
         cases=(
-            Case("N=4, D=6", _with_dout(_ln_inputs((4, 6)), _LN_ORDER), hint=_GRADCHECK),
-            Case("a batch of one (N=1)", _with_dout(_ln_inputs((1, 5)), _LN_ORDER), hint=_GRADCHECK),
-            Case("eps=0.1", _with_dout(_ln_inputs((5, 3), eps=0.1, scale=0.3), _LN_ORDER),
-                 hint=_GRADCHECK),
-            Case("random shape 32x50", _with_dout(_ln_inputs((32, 50), loc=1.0, scale=3.0), _LN_ORDER),
-                 hidden=True, hint=_GRADCHECK),
-            Case("N=2, rows on scales 1e-2 ... 1e2", _with_dout(_ln_inputs((2, 9), row_scales=True),
-                                                               _LN_ORDER), hidden=True, hint=_GRADCHECK),
-            Case("D=2, large dout", _with_dout(_ln_inputs((6, 2)), _LN_ORDER, dout_scale=1e3),
-                 hidden=True, hint=_GRADCHECK),
-            Case("a constant row", _with_dout(_ln_inputs((5, 8), constant_row=True), _LN_ORDER),
-                 hidden=True, hint="a constant row has zero variance: its x_hat is 0 and its "
-                                   "standard deviation sqrt(eps), so dx there is large but finite, "
-                                   "never NaN"),
-            Case("mean 1e6, std 1e-3", _with_dout(_ln_inputs((6, 40), loc=1e6, scale=1e-3), _LN_ORDER),
-                 hidden=True, rtol=1e-5, atol=1e-4, hint=_ONE_PASS),
+            Case("N=4, D=6", _with_dout(_rms_inputs((4, 6), loc=1.0), _RMS_ORDER), hint=_GRADCHECK_RMS),
+            Case("a batch of one (N=1)", _with_dout(_rms_inputs((1, 5), loc=-0.5), _RMS_ORDER),
+                 hint=_GRADCHECK_RMS),
+            Case("eps=0.1", _with_dout(_rms_inputs((5, 3), eps=0.1, scale=0.3), _RMS_ORDER),
+                 hint=_GRADCHECK_RMS),
+            Case("random shape 32x50", _with_dout(_rms_inputs((32, 50), loc=1.0, scale=3.0), _RMS_ORDER),
+                 hidden=True, hint=_GRADCHECK_RMS),
+            Case("N=2, rows on scales 1e-2 ... 1e2", _with_dout(_rms_inputs((2, 9), row_scales=True),
+                                                               _RMS_ORDER), hidden=True, hint=_GRADCHECK_RMS),
+            Case("D=2, large dout", _with_dout(_rms_inputs((6, 2), loc=2.0), _RMS_ORDER, dout_scale=1e3),
+                 hidden=True, hint=_GRADCHECK_RMS),
+            Case("an all-zero row", _with_dout(_rms_inputs((5, 8), zero_row=True), _RMS_ORDER),
+                 hidden=True, hint="an all-zero row: its x_hat is 0 and its scale sqrt(eps), so dx "
+                                   "there is large but finite, never NaN"),
         ),
-        mistakes=_LN_BACKWARD_MISTAKES,
+        mistakes=_RMS_BACKWARD_MISTAKES,
     ),
     Check(
         function="groupnorm_forward",
@@ -616,3 +675,98 @@ CHECKS = [
         mistakes=_RENORM_BACKWARD_MISTAKES,
     ),
 ]
+
+
+# ---- the experiment: BN against GN over batch sizes, with the student's own layers -------------
+
+def _sweep_inputs(norm, batch_sizes, n_train=250, n_test=120, hidden=16, G=4, lr=0.5, epochs=1,
+                  momentum=0.1, eps=1e-5, start=0):
+    """Digits rows ``start ...`` (pixels in [0, 1]) for training and the next ``n_test`` for
+    testing, and He-initialized weights: Linear(64, hidden) -> norm -> ReLU -> Linear(hidden, 10)."""
+    def make(rng):
+        from autograder.course.cases.ch4_inference import _digits
+        x, y = _digits()
+        order = rng.permutation(len(x))[start:start + n_train + n_test]
+        d, k = x.shape[1], 10
+        params = {"W1": rng.standard_normal((d, hidden)) * np.sqrt(2.0 / d), "b1": np.zeros(hidden),
+                  "gamma": rng.uniform(0.8, 1.2, hidden), "beta": rng.uniform(-0.1, 0.1, hidden),
+                  "W2": rng.standard_normal((hidden, k)) * np.sqrt(2.0 / hidden), "b2": np.zeros(k)}
+        tr, te = order[:n_train], order[n_train:]
+        return {"norm": norm, "batch_sizes": [int(b) for b in batch_sizes], "params": params,
+                "x_train": x[tr], "y_train": [int(v) for v in y[tr]], "x_test": x[te],
+                "y_test": [int(v) for v in y[te]], "lr": lr, "G": int(G), "epochs": int(epochs),
+                "momentum": momentum, "eps": eps}
+    return make
+
+
+def _sweep_reference(inputs):
+    from autograder.course import reference as R
+    return R.norm_batch_size_sweep(**inputs)
+
+
+def _sweep_variant(mistake):
+    def compute(inputs):
+        from autograder.course import reference as R
+        return R.norm_batch_size_sweep(**inputs, mistake=mistake)
+    return compute
+
+
+_SWEEP_MISTAKES = (
+    Mistake("eval with batch statistics",
+            "the test pass normalized the test set with its own statistics, so what training "
+            "accumulated never reached the test scores",
+            _sweep_variant("eval with batch statistics"),
+            correction="test: gamma * (h - running_mean) / np.sqrt(running_var + eps) + beta"),
+    Mistake("biased running variance",
+            "the running variance averaged the biased batch variance; for batches of two that is "
+            "half the estimate torch's layer stores, and the test pass divides by it",
+            _sweep_variant("biased running variance"),
+            correction="running_var = (1 - momentum) * running_var + momentum * h.var(axis=0, ddof=1)"),
+    Mistake("no running update",
+            "the running statistics never moved from zeros and ones: the test pass normalizes "
+            "with the initial buffers",
+            _sweep_variant("no running update"),
+            correction="running_mean = (1 - momentum) * running_mean + momentum * h.mean(axis=0)"),
+    Mistake("weights carried over",
+            "the runs are not independent: a batch size started from the weights the previous "
+            "one ended with",
+            _sweep_variant("weights carried over"),
+            correction="p = {k: v.copy() for k, v in params.items()} at the start of every batch size"),
+    Mistake("last partial batch used",
+            "when B does not divide the number of training rows, one more step was taken on a "
+            "short final batch",
+            _sweep_variant("last partial batch used"),
+            correction="for k in range(len(x_train) // B)"),
+    Mistake("loss summed",
+            "the loss was summed over the batch, so every step is B times too large",
+            _sweep_variant("loss summed"),
+            correction="loss = mean over the batch of -log softmax(scores)[y]"),
+)
+
+_SWEEP_HINT = ("rebuild the visible case and compare the curve at its first batch size: a BN-only "
+               "difference points at the running statistics or the test pass, one in both norms "
+               "at the training loop")
+
+CHECKS.append(Check(
+    function="batch_size_sweep",
+    returns=("test_loss", "test_accuracy"),
+    compared=("test_loss", "test_accuracy"),
+    reference=_sweep_reference,
+    rtol=1e-6,
+    atol=1e-8,
+    cases=(
+        Case("BN, 250 digits, B = 2, 8, 32", _sweep_inputs("bn", (2, 8, 32)), hint=_SWEEP_HINT),
+        Case("GN, 4 groups, B = 2, 8, 32", _sweep_inputs("gn", (2, 8, 32)), hint=_SWEEP_HINT),
+        Case("BN, 2 epochs, momentum 0.3, B = 3, 16", _sweep_inputs("bn", (3, 16), n_train=200, epochs=2,
+                                                                  momentum=0.3, start=400),
+             hidden=True, hint=_SWEEP_HINT),
+        Case("GN, 2 groups of 12, eps 1e-3", _sweep_inputs("gn", (4, 24), hidden=24, G=2, eps=1e-3,
+                                                            start=700), hidden=True, hint=_SWEEP_HINT),
+        Case("GN, G = hidden (one feature per group)", _sweep_inputs("gn", (2, 10), hidden=8, G=8,
+                                                                      n_train=120), hidden=True,
+             hint="with one feature per group, each group's variance is zero: eps keeps it finite"),
+        Case("BN, B = 5, 7 (not dividing 250), lr 0.2", _sweep_inputs("bn", (5, 7), lr=0.2, start=900),
+             hidden=True, hint=_SWEEP_HINT),
+    ),
+    mistakes=_SWEEP_MISTAKES,
+))

@@ -69,11 +69,6 @@ def _conv_reference(inputs):
     return w_folded, b_folded
 
 
-def _linear_reference(inputs):
-    from autograder.course import reference as R
-    return R.fold_linear_bn(**inputs)
-
-
 # ---- known mistakes --------------------------------------------------------------------------
 
 def _variant(scale_axis="out", mean_term=True, eps_where="inside", seed_rule=False):
@@ -99,30 +94,162 @@ def _variant(scale_axis="out", mean_term=True, eps_where="inside", seed_rule=Fal
     return compute
 
 
-def _mistakes(unit, in_axis_hint):
+def _mistakes():
     return (
-        Mistake(f"scaled along the input {unit}s",
-                f"BN scales each OUTPUT {unit}: multiply {in_axis_hint}",
-                _variant(scale_axis="in")),
+        Mistake("scaled along the input channels",
+                "BN's factor for channel c multiplied the weights that READ input channel c; BN "
+                "acts after the convolution, on the channel that filter c writes",
+                _variant(scale_axis="in"),
+                correction="w_folded = w * scale[:, None, None, None]"),
         Mistake("mean term missing from the bias",
-                "BN subtracts the running mean before it scales; in the folded layer that "
-                "subtraction has to live in the bias",
-                _variant(mean_term=False)),
+                "the folded bias has lost the running mean: BN subtracts it from every output "
+                "before scaling, and no other part of the folded layer does",
+                _variant(mean_term=False),
+                correction="b_folded = (b - running_mean) * scale + beta"),
         Mistake("std without eps",
-                "BN adds eps to the running variance in eval mode too, under the square root",
-                _variant(eps_where="missing")),
+                "the factor divides by the bare running standard deviation: a dead channel "
+                "(running variance 0) then divides by zero, where BN in eval mode does not",
+                _variant(eps_where="missing"),
+                correction="scale = gamma / np.sqrt(running_var + eps)"),
         Mistake("eps outside the square root",
-                "eps is added to the running variance under the square root, not to the std",
-                _variant(eps_where="outside")),
+                "eps was added to the standard deviation; BN's eval mode adds it to the running "
+                "variance before the root",
+                _variant(eps_where="outside"),
+                correction="scale = gamma / np.sqrt(running_var + eps)"),
         Mistake("weights left unscaled",
-                "that is the seed article's special case; every layer folds by the same rule: "
-                f"the weights of each output {unit} are scaled by that {unit}'s BN factor",
-                _variant(seed_rule=True)),
+                "that is the seed article's special case: the weights came back untouched, so "
+                "BN's per-channel scale survives only in the bias",
+                _variant(seed_rule=True),
+                correction="w_folded = w * scale[:, None, None, None]; b_folded = (b - running_mean) * scale + beta"),
     )
 
 
 _DEAD = ("a channel whose running variance is 0 is legal (it was always constant in training); "
          "eps keeps its scale finite")
+
+# ---- a transposed convolution, then BN ---------------------------------------------------------
+
+def _conv_t_inputs(w_shape, groups=1, bias=True, eps=1e-5, negative_gamma=False, dead=False,
+                   mean_scale=1.0):
+    """Arguments of fold_conv_transpose_bn: w in ConvTranspose2d's layout (C_in, C_out // groups,
+    kH, kW), BN over C_out = w.shape[1] * groups."""
+    def make(rng):
+        c_out = w_shape[1] * groups
+        gamma = rng.uniform(0.5, 2.0, c_out)
+        if negative_gamma:
+            gamma *= rng.choice([-1.0, 1.0], c_out)
+            gamma[0] = -abs(gamma[0])
+        running_var = rng.uniform(0.5, 2.0, c_out)
+        if dead:
+            running_var[0] = 0.0
+        return {"w": rng.standard_normal(w_shape) / np.sqrt(np.prod(w_shape[1:])),
+                "b": rng.standard_normal(c_out) if bias else None,
+                "gamma": gamma, "beta": rng.uniform(-1.0, 1.0, c_out),
+                "running_mean": mean_scale * rng.standard_normal(c_out), "running_var": running_var,
+                "groups": groups, "eps": eps}
+    return make
+
+
+def _conv_t_reference(inputs):
+    from autograder.course import reference as R
+    return R.fold_conv_transpose_bn(**inputs)   # checks itself with conv_transpose2d
+
+
+def _conv_t_variant(layout="right", mean_term=True, eps_where="inside"):
+    """Wrong folds of ConvTranspose2d -> BN. ``layout``: "right"; "axis 0" (the Conv2d habit:
+    the factor along w's first axis, which has C_in entries); "interleaved" (output channel j
+    of group g taken as j * groups + g); "dealt" (input channels dealt to the groups in turn,
+    input channel i in group i % groups)."""
+    def compute(inputs):
+        import torch
+
+        from autograder.course import reference as R
+        w = R.tensor(inputs["w"])
+        c_in, c_og = w.shape[:2]
+        groups, eps = inputs["groups"], inputs["eps"]
+        gamma, beta = R.tensor(inputs["gamma"]), R.tensor(inputs["beta"])
+        mu, var = R.tensor(inputs["running_mean"]), R.tensor(inputs["running_var"])
+        std = {"inside": torch.sqrt(var + eps), "outside": torch.sqrt(var) + eps,
+               "missing": torch.sqrt(var)}[eps_where]
+        s = gamma / std
+        if layout == "axis 0":
+            w_f = w * s.reshape(-1, 1, 1, 1)
+        else:
+            blocks = s.reshape(c_og, groups).T if layout == "interleaved" else s.reshape(groups, c_og)
+            if layout == "dealt":
+                per_w = blocks.repeat(c_in // groups, 1)
+            else:
+                per_w = blocks.repeat_interleave(c_in // groups, dim=0)
+            w_f = w * per_w[:, :, None, None]
+        b = torch.zeros(c_og * groups, dtype=w.dtype, device=w.device) if inputs["b"] is None \
+            else R.tensor(inputs["b"])
+        b_f = (b - mu) * s + beta if mean_term else b * s + beta
+        return R.numpy(w_f), R.numpy(b_f)
+    return compute
+
+
+_CONV_T_MISTAKES = (
+    Mistake("scaled along the first axis, as for Conv2d",
+            "a transposed convolution stores its weights (C_in, C_out // groups, kH, kW): the "
+            "first axis indexes the channels it READS, so a factor along it scales inputs, "
+            "while BN acts on the channels it writes",
+            _conv_t_variant(layout="axis 0"),
+            correction="s_w = np.repeat(scale.reshape(groups, c_og), c_in // groups, axis=0); "
+                       "w_folded = w * s_w[:, :, None, None]"),
+    Mistake("grouped output channels interleaved",
+            "with groups, output channel g * (C_out / groups) + j is column j of group g's block "
+            "of w: the output channels of a group are consecutive, not every groups-th one",
+            _conv_t_variant(layout="interleaved"),
+            correction="s_w = np.repeat(scale.reshape(groups, c_og), c_in // groups, axis=0)"),
+    Mistake("input channels dealt to the groups in turn",
+            "a group's input channels are a consecutive block of C_in / groups rows of w; "
+            "repeating the per-group factors as a whole table puts row i in group i % groups",
+            _conv_t_variant(layout="dealt"),
+            correction="s_w = np.repeat(scale.reshape(groups, c_og), c_in // groups, axis=0)"),
+    Mistake("mean term missing from the bias",
+            "the folded bias has lost the running mean: BN subtracts it from every output "
+            "before scaling, and no other part of the folded layer does",
+            _conv_t_variant(mean_term=False),
+            correction="b_folded = (b - running_mean) * scale + beta"),
+    Mistake("std without eps",
+            "the factor divides by the bare running standard deviation: a dead channel "
+            "(running variance 0) then divides by zero, where BN in eval mode does not",
+            _conv_t_variant(eps_where="missing"),
+            correction="scale = gamma / np.sqrt(running_var + eps)"),
+    Mistake("eps outside the square root",
+            "eps was added to the standard deviation; BN's eval mode adds it to the running "
+            "variance before the root",
+            _conv_t_variant(eps_where="outside"),
+            correction="scale = gamma / np.sqrt(running_var + eps)"),
+)
+
+_CONV_TRANSPOSE = Check(
+    function="fold_conv_transpose_bn",
+    returns=("w_folded", "b_folded"),
+    compared=("w_folded", "b_folded"),
+    reference=_conv_t_reference,
+    cases=(
+        # C_in = 1 first: the Conv2d habit (a factor along axis 0) then broadcasts, to the wrong
+        # shape, and is named instead of raising a broadcasting error.
+        Case("C_in=1, C_out=5, 3x2, with bias", _conv_t_inputs((1, 5, 3, 2))),
+        Case("C_in=3, C_out=4, 2x5, no bias", _conv_t_inputs((3, 4, 2, 5), bias=False),
+             hint="without a bias the folded layer still gets one: beta and the running mean "
+                  "do not vanish with b"),
+        Case("groups=2: C_in=4, C_out=6, 2x1", _conv_t_inputs((4, 3, 2, 1), groups=2)),
+        Case("groups=3: C_in=6, C_out=3 (one output channel per group)",
+             _conv_t_inputs((6, 1, 2, 3), groups=3)),
+        Case("depthwise: C_in=C_out=groups=5", _conv_t_inputs((5, 1, 3, 3), groups=5), hidden=True),
+        Case("groups=2: C_in=8, C_out=6, no bias", _conv_t_inputs((8, 3, 4, 4), groups=2, bias=False),
+             hidden=True),
+        Case("random 16x8x3x3", _conv_t_inputs((16, 8, 3, 3)), hidden=True),
+        Case("a dead channel (running_var=0), eps 0.1", _conv_t_inputs((4, 6, 3, 3), dead=True, eps=0.1),
+             hidden=True, hint=_DEAD),
+        Case("negative gamma, large running_mean, groups=4",
+             _conv_t_inputs((8, 2, 2, 2), groups=4, negative_gamma=True, mean_scale=50.0), hidden=True),
+        Case("1x1 kernel, C_in=7, C_out=2", _conv_t_inputs((7, 2, 1, 1)), hidden=True),
+    ),
+    mistakes=_CONV_T_MISTAKES,
+)
 
 CHECKS = [
     Check(
@@ -139,7 +266,8 @@ CHECKS = [
                       "mean do not vanish with b"),
             Case("eps=0.1, small running_var", _fold_inputs((3, 2, 1, 4), eps=0.1, var_range=(0.01, 0.2))),
             Case("random shape 16x8x3x3", _fold_inputs((16, 8, 3, 3)), hidden=True,
-                 hint="C_in differs from C_out here: the BN factor belongs to the output channels"),
+                 hint="C_in differs from C_out here: a factor lined up with the wrong axis of w "
+                      "cannot broadcast"),
             Case("C_out=C_in=4, 3x3, with bias", _fold_inputs((4, 4, 3, 3)), hidden=True),
             Case("no conv bias, C_out=C_in=3", _fold_inputs((3, 3, 3, 3), bias=False), hidden=True),
             Case("1x1 conv 5x7, no bias", _fold_inputs((5, 7, 1, 1), bias=False), hidden=True),
@@ -150,35 +278,9 @@ CHECKS = [
                  _fold_inputs((8, 8, 5, 5), negative_gamma=True, mean_scale=50.0), hidden=True),
             Case("C_out=C_in=1, 1x1, no bias", _fold_inputs((1, 1, 1, 1), bias=False), hidden=True),
         ),
-        mistakes=_mistakes("channel", "all the weights of output channel c (one filter) by "
-                                      "channel c's factor, whatever C_in is"),
+        mistakes=_mistakes(),
     ),
-    Check(
-        function="fold_linear_bn",
-        returns=("w_folded", "b_folded"),
-        compared=("w_folded", "b_folded"),
-        reference=_linear_reference,
-        cases=(
-            # D_in = 1 first: the column-scaling mistake then broadcasts and can be named.
-            Case("D_out=4, D_in=1, with bias", _fold_inputs((4, 1))),
-            Case("no bias (b=None), D_out=3, D_in=5", _fold_inputs((3, 5), bias=False),
-                 hint="without a bias the folded layer still gets one: beta and the running mean "
-                      "do not vanish with b"),
-            Case("eps=0.1, small running_var", _fold_inputs((5, 2), eps=0.1, var_range=(0.01, 0.2))),
-            Case("random shape 10x7", _fold_inputs((10, 7)), hidden=True,
-                 hint="D_in differs from D_out here: the BN factor belongs to the rows of w"),
-            Case("D_out=D_in=5, with bias", _fold_inputs((5, 5)), hidden=True),
-            Case("no bias, D_out=D_in=4", _fold_inputs((4, 4), bias=False), hidden=True),
-            Case("D_out=1, D_in=3, no bias", _fold_inputs((1, 3), bias=False), hidden=True),
-            Case("a dead feature (running_var=0)", _fold_inputs((6, 6), dead_channel=True),
-                 hidden=True, hint=_DEAD),
-            Case("negative gamma, large running_mean", _fold_inputs((6, 9), negative_gamma=True,
-                                                                    mean_scale=50.0), hidden=True),
-        ),
-        mistakes=_mistakes("feature", "each row of w (the weights that produce one output "
-                                      "feature) by that feature's factor; broadcasting a vector "
-                                      "against a matrix lines it up with the last axis, the columns"),
-    ),
+    _CONV_TRANSPOSE,
 ]
 
 
@@ -295,24 +397,33 @@ _LAYER_MISTAKES = (
     Mistake("BN folded across a ReLU",
             "a BN that follows a ReLU cannot move into the layer before the ReLU: the ReLU is not "
             "affine, so that BN stays in the list",
-            _layers_variant(across=("relu",))),
+            _layers_variant(across=("relu",)),
+            correction='fold only when the last layer of the new list is "conv" or "linear"'),
     Mistake("BN after a linear layer left unfolded",
-            "a BN right after a linear layer folds into it as well as one after a convolution",
-            _layers_variant(skip=("linear",))),
+            "a BN that directly follows a linear layer is still in the list: the rule that "
+            "folds it after a convolution applies to a linear layer as well",
+            _layers_variant(skip=("linear",)),
+            correction='prev["kind"] in ("conv", "linear")'),
     Mistake("BN after a convolution left unfolded",
-            "every BN that directly follows a convolution is folded into it",
-            _layers_variant(skip=("conv",))),
+            "a BN that directly follows a convolution is still in the list, although nothing "
+            "non-affine sits between them",
+            _layers_variant(skip=("conv",)),
+            correction='prev["kind"] in ("conv", "linear")'),
     Mistake("conv settings dropped",
             "a folded convolution keeps the original's stride, padding, dilation and groups "
             "(the seed article's routine lost dilation this way)",
-            _layers_variant(keep_settings=False)),
+            _layers_variant(keep_settings=False),
+            correction='folded[-1] = {**prev, "w": w, "b": b_new}'),
     Mistake("folded bias dropped",
-            "a layer without a bias gets one when a BN is folded into it: BN's shift has to go "
-            "somewhere",
-            _layers_variant(bias_when_none=False)),
+            "a layer that had no bias still has none after the fold, so BN's shift, which "
+            "does not depend on the layer's bias, was lost",
+            _layers_variant(bias_when_none=False),
+            correction="b_new = (b0 - running_mean) * scale + beta, with b0 = 0 when b is None"),
     Mistake("BN without a layer before it dropped",
-            "a BN with no conv or linear layer before it cannot be folded backwards; it stays",
-            _layers_variant(fold_first=True)),
+            "a BN with no conv or linear layer before it has nothing to fold into, yet it has "
+            "gone from the list, and its map with it",
+            _layers_variant(fold_first=True),
+            correction="else: folded.append(dict(layer))"),
 )
 
 _CONV = "conv"
@@ -455,38 +566,55 @@ def _bn_conv_variant(scale_axis="in", interleaved=False, shift="full", pad="exac
 
 _BN_CONV_MISTAKES = (
     Mistake("scaled along the output channels",
-            "here BN acts on the conv's INPUT: its factor for input channel c multiplies every "
-            "weight that reads channel c, not the filter of an output channel",
-            _bn_conv_variant(scale_axis="out")),
+            "the factor was applied to whole filters, the Conv -> BN habit; here BN acts on the "
+            "conv's INPUT, before any filter mixes its channels",
+            _bn_conv_variant(scale_axis="out"),
+            correction="w_folded = w * s_w[:, :, None, None], s_w[o, j] the factor of the input channel weight column j of filter o reads"),
     Mistake("grouped channels interleaved",
-            "with groups, the g-th group of output channels reads the g-th block of consecutive "
-            "input channels, not every groups-th channel",
-            _bn_conv_variant(interleaved=True)),
+            "the factors went to every groups-th input channel: a grouped conv's group reads a "
+            "block of consecutive input channels",
+            _bn_conv_variant(interleaved=True),
+            correction="s_w = np.repeat(s.reshape(groups, c_group), c_out // groups, axis=0)"),
     Mistake("beta missing from the shift",
-            "BN's constant term holds beta as well as the scaled running mean",
-            _bn_conv_variant(shift="no beta")),
+            "the folded bias moves with the running mean but not with beta: part of BN's "
+            "constant term never reached the bias",
+            _bn_conv_variant(shift="no beta"),
+            correction="t = beta - running_mean * s"),
     Mistake("shift not weighted by the kernel",
-            "BN's shift enters the conv as a constant image: each output channel adds that "
-            "constant times every weight of its filter, summed over channels and the window",
-            _bn_conv_variant(shift="no weights")),
+            "BN's constant term reached the bias without passing through the filter: a "
+            "constant input image is still multiplied by the weights it meets",
+            _bn_conv_variant(shift="no weights"),
+            correction="b_folded = b0 + (w * t_w[:, :, None, None]).sum(axis=(1, 2, 3))"),
     Mistake("shift weighted by one tap only",
-            "a constant input meets every tap of the kernel window, not only the centre one",
-            _bn_conv_variant(shift="centre tap")),
+            "the constant term was weighted by the centre tap alone, as if the window were 1x1; "
+            "a constant image is under the whole window",
+            _bn_conv_variant(shift="centre tap"),
+            correction="b_folded = b0 + (w * t_w[:, :, None, None]).sum(axis=(1, 2, 3))"),
     Mistake("pad value ignores beta",
-            "BN maps the running mean to beta, not to 0; the pad value is the input BN maps to 0",
-            _bn_conv_variant(pad="mean")),
+            "padding x with the running mean feeds BN's image of it, beta, into the border, "
+            "where the original conv saw zeros",
+            _bn_conv_variant(pad="mean"),
+            correction="pad_value = running_mean - beta / s"),
     Mistake("zero pad value",
             "the original conv pads BN's output with zeros; padding the raw input with zeros "
             "feeds BN's image of 0, which is not 0, into the border",
-            _bn_conv_variant(pad="zero")),
+            _bn_conv_variant(pad="zero"),
+            correction="pad_value = running_mean - beta / s"),
     Mistake("pad value sign flipped",
-            "the pad value is the input that BN maps to 0: recheck the sign of beta's term",
-            _bn_conv_variant(pad="sign")),
-    Mistake("std without eps", "BN adds eps to the running variance in eval mode too",
-            _bn_conv_variant(eps_where="missing")),
+            "BN maps this pad value to twice beta, so the border is fed 2 beta where the "
+            "original conv saw zeros: beta's term enters with the wrong sign",
+            _bn_conv_variant(pad="sign"),
+            correction="pad_value = running_mean - beta / s"),
+    Mistake("std without eps",
+            "the factor divides by the bare running standard deviation: a dead channel "
+            "(running variance 0) then divides by zero, where BN in eval mode does not",
+            _bn_conv_variant(eps_where="missing"),
+            correction="s = gamma / np.sqrt(running_var + eps)"),
     Mistake("eps outside the square root",
-            "eps is added to the running variance under the square root, not to the std",
-            _bn_conv_variant(eps_where="outside")),
+            "eps was added to the standard deviation; BN's eval mode adds it to the running "
+            "variance before the root",
+            _bn_conv_variant(eps_where="outside"),
+            correction="s = gamma / np.sqrt(running_var + eps)"),
 )
 
 CHECKS.append(Check(

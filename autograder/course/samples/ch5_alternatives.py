@@ -5,12 +5,38 @@ from autograder.course.samples import Bug, edited_solution
 
 _edited = partial(edited_solution, "ch5_alternatives")
 
+_SWEEP_LOOP = ("    for B in batch_sizes:\n        p = {k: np.array(v, dtype=float) for k, v in params.items()}",
+               "    p = {k: np.array(v, dtype=float) for k, v in params.items()}\n    for B in batch_sizes:")
+
 BUGS = [
-    Bug("layernorm-batch-axis", "layernorm_forward", "normalized over the batch axis", '''\
-def layernorm_forward(x, gamma, beta, eps=1e-5):
-    mu = x.mean(axis=0)
-    var = x.var(axis=0)
-    return gamma * (x - mu) / np.sqrt(var + eps) + beta, (x, gamma, beta, eps)'''),
+    Bug("rmsnorm-centred", "rmsnorm_forward", "centred like layer norm", '''\
+def rmsnorm_forward(x, gamma, eps=1e-5):
+    xc = x - x.mean(axis=1, keepdims=True)
+    return gamma * xc / np.sqrt((xc ** 2).mean(axis=1, keepdims=True) + eps), (x, gamma, eps)'''),
+    Bug("rmsnorm-batch-axis", "rmsnorm_forward", "root mean square over the batch axis", _edited(
+        "rmsnorm_forward", ("(x ** 2).mean(axis=1, keepdims=True)", "(x ** 2).mean(axis=0, keepdims=True)"))),
+    Bug("rmsnorm-backward-layernorm-mean-term", "rmsnorm_backward", "mean term of layer norm's gradient",
+        _edited("rmsnorm_backward", ("dx = (dx_hat - x_hat", "dx = (dx_hat - dx_hat.mean(axis=1, keepdims=True) - x_hat"))),
+    Bug("rmsnorm-backward-scale-constant", "rmsnorm_backward", "scale treated as a constant", _edited(
+        "rmsnorm_backward", ("dx = (dx_hat - x_hat * (dx_hat * x_hat).mean(axis=1, keepdims=True)) / rms",
+                             "dx = dx_hat / rms"))),
+    Bug("rmsnorm-backward-gamma-outside", "rmsnorm_backward", "gamma taken out of the row mean", _edited(
+        "rmsnorm_backward", ("dx_hat = gamma * dout", "dx_hat = dout"),
+        ("keepdims=True)) / rms", "keepdims=True)) * gamma / rms"))),
+    Bug("rmsnorm-backward-dgamma-averaged", "rmsnorm_backward", "dgamma averaged over the batch", _edited(
+        "rmsnorm_backward", ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).mean(axis=0)"))),
+    Bug("sweep-biased-running-var", "batch_size_sweep", "biased running variance", _edited(
+        "batch_size_sweep", ("h.var(axis=0, ddof=1)", "h.var(axis=0)"))),
+    Bug("sweep-weights-carried-over", "batch_size_sweep", "weights carried over", _edited(
+        "batch_size_sweep", _SWEEP_LOOP)),
+    Bug("sweep-eval-batch-stats", "batch_size_sweep", "eval with batch statistics", _edited(
+        "batch_size_sweep", ("z = p[\"gamma\"] * (h - running_mean) / np.sqrt(running_var + eps) + p[\"beta\"]",
+                             "z = p[\"gamma\"] * (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + eps) + p[\"beta\"]"))),
+    Bug("sweep-partial-batch", "batch_size_sweep", "last partial batch used", _edited(
+        "batch_size_sweep", ("for k in range(len(x_train) // B)", "for k in range(-(-len(x_train) // B))"))),
+    Bug("sweep-loss-summed", "batch_size_sweep", "loss summed", _edited(
+        "batch_size_sweep", ("loss, dscores = softmax_loss(a @ p[\"W2\"] + p[\"b2\"], yb)",
+                             "loss, dscores = softmax_loss(a @ p[\"W2\"] + p[\"b2\"], yb)\n                dscores = dscores * B"))),
     Bug("groupnorm-channel-mod-g", "groupnorm_forward", "interleaved channel groups", '''\
 def groupnorm_forward(x, gamma, beta, G, eps=1e-5):
     N, C, H, W = x.shape
@@ -54,29 +80,6 @@ def batch_renorm_forward(x, gamma, beta, running_mean, running_var, r_max, d_max
     r = np.clip(sigma_b / sigma, 1 / r_max, r_max)
     d = (mu - running_mean) / sigma
     return gamma * ((x - mu) / sigma_b * r + d) + beta, r, d, None'''),
-    Bug("layernorm-backward-batch-axis", "layernorm_backward", "normalized over the batch axis", '''\
-def layernorm_backward(dout, cache):
-    x, gamma, beta, eps = cache
-    x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)
-    dx_hat = gamma * dout
-    dx = (dx_hat - dx_hat.mean(axis=0) - x_hat * (dx_hat * x_hat).mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)
-    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)'''),
-    Bug("layernorm-gamma-after-means", "layernorm_backward", "gamma missing from dx", '''\
-def layernorm_backward(dout, cache):
-    x, gamma, beta, eps = cache
-    std = np.sqrt(x.var(axis=1, keepdims=True) + eps)
-    x_hat = (x - x.mean(axis=1, keepdims=True)) / std
-    dx = (dout - dout.mean(axis=1, keepdims=True)
-          - x_hat * (dout * x_hat).mean(axis=1, keepdims=True)) / std
-    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)'''),
-    Bug("layernorm-variance-term-missing", "layernorm_backward", "variance term of dx missing", '''\
-def layernorm_backward(dout, cache):
-    x, gamma, beta, eps = cache
-    std = np.sqrt(x.var(axis=1, keepdims=True) + eps)
-    x_hat = (x - x.mean(axis=1, keepdims=True)) / std
-    dx_hat = gamma * dout
-    dx = (dx_hat - dx_hat.mean(axis=1, keepdims=True)) / std
-    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)'''),
     Bug("groupnorm-backward-interleaved", "groupnorm_backward", "interleaved channel groups", '''\
 def groupnorm_backward(dout, cache):
     x, gamma, beta, G, eps = cache
@@ -153,15 +156,6 @@ def batch_renorm_backward(dout, cache):
     dx_b = gamma * r * dout
     dx = (dx_b - dx_b.mean(axis=0) - x_b * (dx_b * x_b).mean(axis=0)) / sigma_b
     return dx, (dout * x_b).sum(axis=0), dout.sum(axis=0)'''),
-    Bug("layernorm-mean-term-missing", "layernorm_backward", "mean term of dx missing", _edited(
-        "layernorm_backward", ("dx = (dx_hat - dx_hat.mean(axis=1, keepdims=True)\n          - x_hat",
-                               "dx = (dx_hat\n          - x_hat"))),
-    Bug("layernorm-params-wrong-axis", "layernorm_backward", "dgamma/dbeta summed over the wrong axis",
-        _edited("layernorm_backward", ("dbeta = dout.sum(axis=0)", "dbeta = dout.sum(axis=1)"),
-                ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).sum(axis=1)"))),
-    Bug("layernorm-params-averaged", "layernorm_backward", "dgamma/dbeta averaged over the batch",
-        _edited("layernorm_backward", ("dbeta = dout.sum(axis=0)", "dbeta = dout.mean(axis=0)"),
-                ("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = (dout * x_hat).mean(axis=0)"))),
     Bug("groupnorm-backward-per-channel", "groupnorm_backward", "one group per channel", _edited(
         "groupnorm_backward", ("xg = x.reshape(N, G, C // G, H, W)", "xg = x.reshape(N, C, 1, H, W)"),
         ("reshape(N, G, C // G, H, W)\n    dx = ", "reshape(N, C, 1, H, W)\n    dx = "))),
@@ -180,9 +174,6 @@ def batch_renorm_backward(dout, cache):
 # Batch norm's compact form taken over as is: gamma pulled out of the means over the set, which
 # is right only when one gamma covers the whole set (chapter 5, "The backward pass, for any sets").
 BUGS += [
-    Bug("layernorm-gamma-outside-means", "layernorm_backward", "gamma taken out of the row means", _edited(
-        "layernorm_backward", ("dx_hat = gamma * dout", "dx_hat = dout"),
-        ("keepdims=True)) / std", "keepdims=True)) * gamma / std"))),
     Bug("groupnorm-gamma-outside-means", "groupnorm_backward", "gamma taken out of the group means", _edited(
         "groupnorm_backward",
         ("dx_hat = (gamma.reshape(1, C, 1, 1) * dout).reshape(N, G, C // G, H, W)",

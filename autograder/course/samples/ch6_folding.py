@@ -20,28 +20,15 @@ def fold_conv_bn(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
     if b is None:
         b = np.zeros_like(running_mean)
     return w * scale[:, None, None, None], (b - running_mean) * scale + beta'''),
-    Bug("linear-scale-columns", "fold_linear_bn", "scaled along the input features", '''\
-def fold_linear_bn(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
-    scale = gamma / np.sqrt(running_var + eps)
-    if b is None:
-        b = np.zeros_like(running_mean)
-    return w * scale, (b - running_mean) * scale + beta'''),
-    Bug("linear-bias-missing-mean", "fold_linear_bn", "mean term missing from the bias", '''\
-def fold_linear_bn(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
-    scale = gamma / np.sqrt(running_var + eps)
-    b = 0.0 if b is None else b
-    return scale[:, None] * w, b * scale + beta'''),
-    Bug("linear-std-without-eps", "fold_linear_bn", "std without eps", '''\
-def fold_linear_bn(w, b, gamma, beta, running_mean, running_var, eps=1e-5):
-    scale = gamma / np.sqrt(running_var)
-    if b is None:
-        b = np.zeros_like(running_mean)
-    return scale[:, None] * w, (b - running_mean) * scale + beta'''),
 ]
 
 
 def _layers(*edits):
     return edited_solution("ch6_folding", "fold_layers", *edits)
+
+
+def _conv_t(*edits):
+    return edited_solution("ch6_folding", "fold_conv_transpose_bn", *edits)
 
 
 def _bn_conv(*edits):
@@ -50,7 +37,19 @@ def _bn_conv(*edits):
 
 _FOLD_CHECK = 'prev is not None and prev["kind"] in ("conv", "linear")'
 
+_S_W = "s_w = np.repeat(scale.reshape(groups, c_og), c_in // groups, axis=0)"
+
 BUGS += [
+    Bug("convt-conv2d-layout", "fold_conv_transpose_bn", "scaled along the first axis, as for Conv2d",
+        _conv_t(("w_folded = w * s_w[:, :, None, None]", "w_folded = w * scale[:, None, None, None]"))),
+    Bug("convt-interleaved", "fold_conv_transpose_bn", "grouped output channels interleaved",
+        _conv_t((_S_W, "s_w = np.repeat(scale.reshape(c_og, groups).T, c_in // groups, axis=0)"))),
+    Bug("convt-dealt", "fold_conv_transpose_bn", "input channels dealt to the groups in turn",
+        _conv_t((_S_W, "s_w = np.tile(scale.reshape(groups, c_og), (c_in // groups, 1))"))),
+    Bug("convt-bias-missing-mean", "fold_conv_transpose_bn", "mean term missing from the bias",
+        _conv_t(("b_folded = (b0 - running_mean) * scale + beta", "b_folded = b0 * scale + beta"))),
+    Bug("convt-eps-outside", "fold_conv_transpose_bn", "eps outside the square root",
+        _conv_t(("scale = gamma / np.sqrt(running_var + eps)", "scale = gamma / (np.sqrt(running_var) + eps)"))),
     Bug("layers-across-relu", "fold_layers", "BN folded across a ReLU", '''\
 def fold_layers(layers):
     folded = []
