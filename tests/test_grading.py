@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course import samples
-from autograder.course.cases import ASSIGNMENT_IDS
+from autograder.course.cases import ASSIGNMENT_IDS, ASSIGNMENTS
 
 ALL_BUGS = [(a, b) for a in ASSIGNMENT_IDS for b in samples.bugs(a)]
 
@@ -28,7 +28,9 @@ def test_blank_release_scores_zero(graded_class, assignment):
 def test_bug_loses_exactly_its_function(graded_class, assignment, bug):
     scores = graded_class.cell_scores(assignment, f"sample-bug-{bug.name}")
     full = graded_class.max_scores(assignment)
-    expected = {cell: (0.0 if cell == f"check_{bug.function}" else pts) for cell, pts in full.items()}
+    # a check that runs the student's own buggy function (an experiment) loses its points too
+    lost = {f"check_{bug.function}"} | {f"check_{c.function}" for c in ASSIGNMENTS[assignment] if bug.function in c.uses}
+    expected = {cell: (0.0 if cell in lost else pts) for cell, pts in full.items()}
     assert scores == expected
     assert bug.mistake in graded_class.feedback(assignment, f"sample-bug-{bug.name}")
 
@@ -244,3 +246,20 @@ def test_every_sandbox_takes_a_slot_from_the_pool(monkeypatch):
     worker.join(10)
     assert done.is_set() and used and used[0] in (first, held)
     assert store.slots.qsize() == 2
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENT_IDS)
+def test_checks_declare_the_graded_functions_their_solution_calls(assignment):
+    """``Check.uses`` is what lets a bug cost an experiment too: it must name exactly the other
+    graded functions the solution cell calls."""
+    import re
+
+    import nbformat
+
+    from conftest import REPO
+    graded = {c.function for c in ASSIGNMENTS[assignment]}
+    nb = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    source = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells}
+    for check in ASSIGNMENTS[assignment]:
+        called = set(re.findall(r"\b(\w+)\(", source[check.function])) & graded - {check.function}
+        assert set(check.uses) == called, f"{check.function}: uses {check.uses}, calls {sorted(called)}"

@@ -82,6 +82,9 @@ class Check:
     rtol: float = 1e-7
     atol: float = 1e-9
     steps: tuple[str, ...] = ()       # compared values whose axis 0 is a step (see FunctionSpec)
+    # The student's own graded functions this one calls (an experiment built from the student's
+    # layers): a mistake in one of them shows in this function's results too.
+    uses: tuple[str, ...] = ()
 
     @property
     def spec(self) -> FunctionSpec:

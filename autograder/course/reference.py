@@ -51,7 +51,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
-from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS
+from autograder.student.protocols import MLP_BUFFERS, MLP_PARAMS  # noqa: E402
 
 
 def _pick_device() -> torch.device:

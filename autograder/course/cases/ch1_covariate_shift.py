@@ -467,6 +467,7 @@ CHECKS += [
     ),
     Check(
         function="train_sigmoid_mlp",
+        uses=("sigmoid_mlp_gradients",),
         returns=("losses",),
         compared=("losses",),
         steps=("losses",),

@@ -749,6 +749,7 @@ _SWEEP_HINT = ("rebuild the visible case and compare the curve at its first batc
 
 CHECKS.append(Check(
     function="batch_size_sweep",
+    uses=("groupnorm_forward", "groupnorm_backward", "batch_renorm_forward", "batch_renorm_backward"),
     returns=("test_loss", "test_accuracy"),
     compared=("test_loss", "test_accuracy"),
     reference=_sweep_reference,
