@@ -149,9 +149,10 @@ def _fix_given_away(hint: str, correction: str) -> bool:
     from autograder.tools import transcription as T
     if _normalized(correction) and _normalized(correction) in _normalized(hint):
         return True
-    statements = [s for s in T.inlined_statements(correction) if len(s) >= 3]
-    units = T.units(hint) + [T.latex_canon(hint)]
-    return any(T.longest_run(s, u) >= len(s) for s in statements for u in units)
+    # the hint's formulas and code (inline math, backticks): a whole statement of the fix there
+    # gives it away; statements shorter than 5 canonical tokens (``ID * ID``) say nothing
+    statements = [s for s in T.inlined_statements(correction) if len(s) >= 5]
+    return any(T.longest_run(s, u) >= len(s) for s in statements for u in T.units(hint))
 
 
 MISTAKES = [(a, check, m) for a in ASSIGNMENT_IDS for check in ASSIGNMENTS[a] for m in check.mistakes]
@@ -172,6 +173,7 @@ def test_no_hint_gives_the_fix(a, function, where, text):
 def test_the_fix_check_can_fail():
     correction = "var = (xc ** 2).mean(axis=0)"
     assert _fix_given_away("Use `var = (xc**2).mean(axis=0)` instead.", correction)
-    assert _fix_given_away(r"the variance should be $\frac{1}{N}\sum_i (x_i-\mu)^2$ here", "var = ((x - mu) ** 2).mean(axis=0)")
+    assert _fix_given_away(r"the variance should be $\frac{1}{N}\sum_i (x_i-\mu)^2 + \epsilon$ here",
+                           "var = ((x - mu) ** 2).mean(axis=0) + eps")
     assert not _fix_given_away("the variance divides by N - 1 (the unbiased estimate) where the batch's own "
                                "spread is wanted", correction)

@@ -85,6 +85,11 @@ class Check:
     # The student's own graded functions this one calls (an experiment built from the student's
     # layers): a mistake in one of them shows in this function's results too.
     uses: tuple[str, ...] = ()
+    # A transfer of a result the chapter prints (its core derivation): which result, and what the
+    # student must find that the page does not give. The transcription check cannot tell such a
+    # function from the printed formula (names, axes and counts are what it abstracts away), so it
+    # reports it without flagging it.
+    transfers: str = ""
 
     @property
     def spec(self) -> FunctionSpec:

@@ -146,7 +146,7 @@ def _labels(y) -> torch.Tensor:
     return torch.as_tensor(np.asarray(y, dtype=np.int64), device=DEVICE)
 
 
-def sigmoid_mlp_gradients(params: dict, x: ArrayLike, y, batchnorm: bool) -> tuple[float, dict]:
+def sigmoid_mlp_gradients(params: dict, x: ArrayLike, y: ArrayLike, batchnorm: bool) -> tuple[float, dict]:
     """Loss and every parameter's gradient (autograd) of chapter 1's sigmoid network, with BN
     before each sigmoid or without (gamma and beta then unused: gradient 0). CS231n layout:
     W of shape (in, out)."""
@@ -496,8 +496,8 @@ def rmsnorm_backward(dout: ArrayLike, x: ArrayLike, gamma: ArrayLike,
     return _grads(lambda x, g: F.rms_norm(x, x.shape[1:], g, eps=eps), dout, x, gamma)
 
 
-def sets_backward_formula(upstream, values, set_of, param_of, scale, eps: float = 1e-5,
-                          gamma_outside: bool = False):
+def sets_backward_formula(upstream: ArrayLike, values: ArrayLike, set_of: ArrayLike, param_of: ArrayLike,
+                          scale: ArrayLike, eps: float = 1e-5, gamma_outside: bool = False) -> torch.Tensor:
     """Chapter 5's general result for any sets S_i, evaluated in torch on labelled elements:
     ``set_of[i]`` is the set of element i, ``param_of[i]`` the parameter that scales it. Returns
     dx by eq-ch5-backward (``gamma_outside=True``: batch norm's compact form, with the scale

@@ -388,6 +388,12 @@ def shown(statements: list[list[str]], page: list[list[str]]) -> int:
     return max((longest_run(s, u) for s in statements for u in page), default=0)
 
 
+def transfers() -> dict[str, str]:
+    """Graded functions declared as transfers of a printed result (``Check.transfers``)."""
+    from autograder.course.cases import CHECKS
+    return {name: check.transfers for name, check in CHECKS.items() if check.transfers}
+
+
 def table(repo: Path = REPO) -> list[tuple[str, str, int, str, int]]:
     """Per graded function: (assignment, function, longest run on its own assignment's pages and
     where, longest run on the other assignments' pages)."""
@@ -406,7 +412,9 @@ if __name__ == "__main__":
     print(
         f"{'function':28s} {'own pages':>9s}  {'where':34s} {'other pages':>11s}   (threshold {RUN_THRESHOLD})"
     )
+    declared = transfers()
     for _, function, own, where, other in table():
         flag = "  <- shown" if max(own, other) >= RUN_THRESHOLD else ""
+        flag = "  (a declared transfer)" if flag and function in declared else flag
         print(f"{function:28s} {own:9d}  {where:34s} {other:11d}{flag}")
     sys.exit(0)

@@ -545,6 +545,8 @@ CHECKS = [
     ),
     Check(
         function="spatial_batchnorm_backward",
+        transfers=("eq-ch3-dx, derived for (N, D), to an (N, C, H, W) cache kept in its own layout: "
+                   "the reduction axes, the count N*H*W and the broadcasting of (C,) arrays are the student's"),
         returns=("dx", "dgamma", "dbeta"),
         compared=("dbeta", "dgamma", "dx"),
         reference=_reference,
