@@ -157,153 +157,68 @@ TRANSPARENT = {
 }
 
 
-def code_canon(source):
-    """The canonical tokens of every assignment value, return value and expression statement."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    out = []
-    for node in ast.walk(tree):
-        value = (
-            getattr(node, "value", None)
-            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return))
-            else (
-                node.value
-                if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant)
-                else None
-            )
-        )
-        if value is not None:
-            toks = expr(value)
-            if toks:
-                out.append(toks)
-    return out
+OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "^", ast.MatMult: "*",
+             ast.FloorDiv: "/"}
+MODULES = ("np", "torch", "F", "math", "nn")
 
 
-def expr(e):
+def expr(e: ast.expr, defs: dict[str, list[str]] | None = None) -> list[str]:
+    """The canonical tokens of one expression; a name in ``defs`` stands for its own tokens."""
+    defs = defs or {}
+    if isinstance(e, ast.Name):
+        return defs.get(e.id, ["ID"])
     if isinstance(e, ast.BinOp):
-        op = {
-            ast.Add: "+",
-            ast.Sub: "-",
-            ast.Mult: "*",
-            ast.Div: "/",
-            ast.Pow: "^",
-            ast.MatMult: "*",
-            ast.FloorDiv: "/",
-        }.get(type(e.op), "?")
+        op = OPERATORS.get(type(e.op), "?")
         if op == "^" and isinstance(e.right, ast.Constant) and e.right.value == 0.5:
-            return ["sqrt"] + expr(e.left)
-        return expr(e.left) + [op] + expr(e.right)
+            return ["sqrt"] + expr(e.left, defs)
+        return expr(e.left, defs) + [op] + expr(e.right, defs)
     if isinstance(e, ast.UnaryOp):
-        return (["-"] if isinstance(e.op, ast.USub) else []) + expr(e.operand)
+        return (["-"] if isinstance(e.op, ast.USub) else []) + expr(e.operand, defs)
     if isinstance(e, ast.Call):
         f = e.func
         name = f.attr if isinstance(f, ast.Attribute) else (f.id if isinstance(f, ast.Name) else "")
-        method_on = None
-        if isinstance(f, ast.Attribute) and not (
-            isinstance(f.value, ast.Name) and f.value.id in ("np", "torch", "F", "math", "nn")
-        ):
-            method_on = f.value
+        method_on = f.value if isinstance(f, ast.Attribute) and not (
+            isinstance(f.value, ast.Name) and f.value.id in MODULES) else None
         if name in TRANSPARENT:
-            return expr(method_on) if method_on is not None else (expr(e.args[0]) if e.args else [])
-        head = [FUNCS.get(name, "f")]
-        inner = expr(method_on) if method_on is not None else []
-        for a in e.args:
-            if isinstance(a, ast.Constant):
-                continue
-            inner += expr(a)
-        return head + inner
+            if method_on is not None:
+                return expr(method_on, defs)
+            return expr(e.args[0], defs) if e.args else []
+        inner = expr(method_on, defs) if method_on is not None else []
+        for arg in e.args:
+            if not isinstance(arg, ast.Constant):
+                inner += expr(arg, defs)
+        return [FUNCS.get(name, "f")] + inner
     if isinstance(e, ast.Subscript):
-        return expr(e.value)
+        return expr(e.value, defs)
     if isinstance(e, ast.Attribute):
-        if e.attr == "T":
-            return expr(e.value)
-        return ["ID"]
-    if isinstance(e, ast.Name):
-        return ["ID"]
+        return expr(e.value, defs) if e.attr == "T" else ["ID"]
     if isinstance(e, ast.Constant):
         return ["NUM"] if isinstance(e.value, (int, float)) and not isinstance(e.value, bool) else []
     if isinstance(e, (ast.Tuple, ast.List)):
-        out = []
-        for x in e.elts:
-            out += expr(x)
-        return out
+        return [tok for x in e.elts for tok in expr(x, defs)]
     return ["?"]
 
 
-def inlined_statements(source, cap=48):
+def inlined_statements(source: str, cap: int = 48) -> list[list[str]]:
     """Canonical tokens per statement, with names assigned once earlier in the source replaced by
     their own expression (so splitting a formula over helper variables does not hide it)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    defs, counts = {}, {}
+    counts: dict[str, int] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    counts[t.id] = counts.get(t.id, 0) + 1
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    counts[target.id] = counts.get(target.id, 0) + 1
+    defs: dict[str, list[str]] = {}
     out = []
-
-
-    def expr_inl(e):
-        if isinstance(e, ast.Name) and counts.get(e.id) == 1 and e.id in defs:
-            return defs[e.id]
-        if isinstance(e, ast.BinOp):
-            op = {
-                ast.Add: "+",
-                ast.Sub: "-",
-                ast.Mult: "*",
-                ast.Div: "/",
-                ast.Pow: "^",
-                ast.MatMult: "*",
-                ast.FloorDiv: "/",
-            }.get(type(e.op), "?")
-            if op == "^" and isinstance(e.right, ast.Constant) and e.right.value == 0.5:
-                return ["sqrt"] + expr_inl(e.left)
-            return expr_inl(e.left) + [op] + expr_inl(e.right)
-        if isinstance(e, ast.UnaryOp):
-            return (["-"] if isinstance(e.op, ast.USub) else []) + expr_inl(e.operand)
-        if isinstance(e, ast.Call):
-            f = e.func
-            name = f.attr if isinstance(f, ast.Attribute) else (f.id if isinstance(f, ast.Name) else "")
-            method_on = (
-                f.value
-                if isinstance(f, ast.Attribute)
-                and not (isinstance(f.value, ast.Name) and f.value.id in ("np", "torch", "F", "math", "nn"))
-                else None
-            )
-            if name in TRANSPARENT:
-                return (
-                    expr_inl(method_on) if method_on is not None else (expr_inl(e.args[0]) if e.args else [])
-                )
-            inner = expr_inl(method_on) if method_on is not None else []
-            for a in e.args:
-                if not isinstance(a, ast.Constant):
-                    inner += expr_inl(a)
-            return [FUNCS.get(name, "f")] + inner
-        if isinstance(e, ast.Subscript):
-            return expr_inl(e.value)
-        if isinstance(e, ast.Attribute):
-            return expr_inl(e.value) if e.attr == "T" else ["ID"]
-        if isinstance(e, (ast.Tuple, ast.List)):
-            o = []
-            for x in e.elts:
-                o += expr_inl(x)
-            return o
-        return expr(e)
-
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.Return, ast.AugAssign)) and node.value is not None:
-            toks = expr_inl(node.value)[: cap * 4]
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and len(toks) <= cap
-            ):
+            toks = expr(node.value, defs)[: cap * 4]
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and counts[node.targets[0].id] == 1 and len(toks) <= cap:
                 defs[node.targets[0].id] = toks
             out.append(toks)
     return out
