@@ -184,7 +184,7 @@ _KAPPA_MISTAKES = (
 )
 
 _ONE_PASS = ("with mean 1e6 and std 1e-3, a covariance computed as the mean of the products minus "
-             "the product of the means subtracts two numbers near 1e12 that agree in every digit a "
+             "the product of the means subtracts two numbers near the square of the mean that agree in every digit a "
              "float64 holds: what is left is rounding noise")
 
 CHECKS = [
@@ -405,7 +405,7 @@ _NETWORK_MISTAKES = (
      "lost the 1/N of the mean", {"grad_sum": True}, "dscores /= N"),
     ("BN after the sigmoid",
      "BN normalizes the output of each sigmoid here; chapter 1's network (and the BN paper's) "
-     "normalizes the sigmoid's input, z = x W + b", {"bn_after_sigmoid": True},
+     "normalizes the sigmoid's input, the affine map before it", {"bn_after_sigmoid": True},
      "a = sigmoid(gamma * z_hat + beta)"),
     ("unbiased variance in BN",
      "the BN variance was divided by one less than the batch size (Bessel's correction), while "
@@ -475,9 +475,9 @@ CHECKS += [
         rtol=1e-6,
         atol=1e-9,
         cases=(
-            Case("with BN, weights of std 1, 6 steps of 16", _training_inputs(16, 6, (12, 10), True, 1.0, 0.5)),
+            Case("with BN, weights of std 1, 6 steps of 16", _training_inputs(16, 6, (12, 9), True, 1.0, 0.5)),
             Case("without BN, weights of std 0.1, 6 steps of 16",
-                 _training_inputs(16, 6, (12, 10), False, 0.1, 0.5)),
+                 _training_inputs(16, 6, (12, 9), False, 0.1, 0.5)),
             Case("random sizes, with BN", _training_inputs(0, 0, (0, 0), True, 0.3, 0.3, random_sizes=True),
                  hidden=True),
             Case("random sizes, without BN", _training_inputs(0, 0, (0, 0), False, 0.3, 0.3, random_sizes=True),

@@ -216,8 +216,26 @@ def _before_inputs(snapshot: bytes, final):
         if cell.get("cell_type") != "code" or cell.get("execution_count") is not None or cell.get("outputs"):
             continue
         if index < len(ran) and ran[index]:
-            cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=AFTER_INPUTS)]
+            cell["outputs"] = [_syntax_error(cell.get("source", "")) or
+                               nbformat.v4.new_output("stream", name="stdout", text=AFTER_INPUTS)]
     return nb
+
+
+def _syntax_error(source: str):
+    """A cell that does not even compile ran nothing, so its error is free of any input: the
+    grader states it itself, from the submitted source (never from the run's untrusted output)."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+    try:
+        ast.parse(TransformerManager().transform_cell(source))
+        return None
+    except SyntaxError as exc:
+        where = f" (line {exc.lineno})" if exc.lineno else ""
+        return nbformat.v4.new_output("error", ename=type(exc).__name__, evalue=f"{exc.msg}{where}",
+                                      traceback=[f"{type(exc).__name__}: {exc.msg}{where}"])
+    except Exception:
+        return None
 
 
 GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
