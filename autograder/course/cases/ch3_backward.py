@@ -531,7 +531,7 @@ CHECKS = [
                  hidden=True, hint=_MASK_HINT),
             Case("nothing missing", _masked_inputs((9, 4), missing=0.0), hidden=True,
                  hint=_MASK_HINT),
-            Case("a feature observed once", _masked_inputs((6, 3), counts=(1, 6, 3)), hidden=True,
+            Case("one observed entry in a feature", _masked_inputs((6, 3), counts=(1, 6, 3)), hidden=True,
                  hint="a feature observed once has variance 0 and x_hat 0 there: its gradients "
                       "must stay finite"),
             Case("N=2, D=6, counts 2 and 1", _masked_inputs((2, 6), counts=(2, 1, 2, 1, 2, 2)),

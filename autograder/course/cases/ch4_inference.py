@@ -523,7 +523,7 @@ _MLP = Check(
              hint=_MLP_HINT),
         Case("random sizes and length", _mlp_inputs(random_sizes=True), hidden=True, hint=_MLP_HINT),
         Case("N=2, 4 steps", _mlp_inputs(n=2, steps=4, hidden=(6, 5)), hidden=True, hint=_MLP_HINT),
-        Case("a hidden unit constant over the batch", _mlp_inputs(n=12, dead_unit=True),
+        Case("a dead unit: one pre-activation constant in the batch", _mlp_inputs(n=12, dead_unit=True),
              hidden=True, hint="a unit with zero variance over the batch: its output must stay finite"),
         Case("pixels offset by 100, eps 1e-3, momentum 0.01",
              _mlp_inputs(n=10, steps=4, offset=100.0, eps=1e-3, momentum=0.01), hidden=True,
