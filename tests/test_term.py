@@ -410,7 +410,7 @@ def test_formgrader_grades_a_written_answer(term_class, tmp_path):
     from test_render_safety import AUDIT, VECTORS
     autograded = root / "autograded" / "41007" / A / f"{A}.ipynb"
     nb = nbformat.read(autograded, as_version=4)
-    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "written_biased_variance")
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == WRITTEN_ID)
     answer.source += "\n\n" + "\n\n".join(VECTORS)
     nbformat.write(nb, autograded)
 
