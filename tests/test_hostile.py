@@ -913,20 +913,19 @@ def test_student_text_cannot_write_the_terminal_csv_or_report(hostile_class):
         rows = list(csv.DictReader(f))
     by_id = {r["student_id"]: r for r in rows}
     assert len(rows) == len({r["student_id"] for r in rows})
+    from autograder.grader.safety import safe_id
     for bad in BAD_IDS:
-        if bad == "new\nline":  # nbgrader itself cannot take this id: that row fails alone
-            assert any("FAILED" in ln for ln in table.splitlines() if ln.startswith("new\\nline "))
-            continue
         shown = bad.replace("\n", "\\n").replace("\x1b", "\\u001b").replace("\r", "\\u000d") \
             .replace("\u202e", "\\u202e")
-        shown = "'" + shown if shown[:1] in "=+-@" else shown
+        if not safe_id(bad):  # issue 25: not a student id: refused in one line, never graded
+            assert any("REFUSED" in ln and shown in ln for ln in table.splitlines()), (bad, table[-2000:])
+            assert not any(r.get("student_id") in (bad, shown) for r in rows)
+            continue
+        shown = "'" + shown if shown[:1] in "=+-@" else shown  # the CSV guard's prefix
         assert shown in by_id, (bad, sorted(by_id)[:10])
         assert float(by_id[shown]["max_score"]) == sum(POINTS.values())
-    assert float(by_id["a,b"]["score"]) == AUTO and float(by_id["'=1+2"]["score"]) == AUTO
     with open(root / "grades.csv") as f:
         assert all(line.startswith('"') for line in f)
-    page = (root / "feedback" / BAD_IDS[0] / A / f"{A}.html").read_text()
-    assert "\u202e" not in page and "\x1b" not in page and "\\u202e" in page
 
 
 def test_self_check_and_grader_agree_on_what_is_recorded():
