@@ -514,7 +514,7 @@ BATCH = [
         "        builtins.STASH.append(x.copy())\n        print('HIDDEN-' + 'INPUT-' + repr(x.shape))\n"
         + GHOST_BODY + "    return out, None",
         before(FWD, "import builtins\nbuiltins.ARMED = True"),
-        after(FWD, "import builtins\nbuiltins.ARMED = False\nprint(f'STASHED-{len(builtins.STASH)}')")),
+        after(FWD, "import builtins\nbuiltins.ARMED = False\nprint('STASH' + 'ED-' + str(len(builtins.STASH)))")),
         FULL, AFTER_INPUTS_NOTE),
     # issue 25, item 1: each leak of a hidden input back to the notebook, and asking for inputs
     Hostile("saves-hidden-inputs-for-a-later-cell", solution("ghost_batchnorm_forward", SAVER, after(FWD, SHOW_SAVED)),
@@ -856,9 +856,6 @@ def _feedback(root: Path, student: str) -> str:
     return html.unescape(page.read_text()) if page.exists() else ""
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 open: after the ch2 rename, the armed function's print "
-                   "('HIDDEN-INPUT-' + shape) reaches the stash row's feedback and the after-inputs note is "
-                   "missing; found by the last full run, not yet diagnosed")
 def test_hidden_inputs_leave_no_trace_in_feedback(hostile_class):
     """No input file before its case runs; what a function printed or stored while it held
     hidden inputs dies with its recording process."""
