@@ -14,6 +14,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import autograder.grader  # noqa: F401  (first: it keeps a slow optional import out of grading)
+
 
 def _assignments(args) -> list[str]:
     from autograder.grader.pipeline import assignment_ids
