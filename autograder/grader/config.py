@@ -59,7 +59,7 @@ def _sqlite_file(db_url: str) -> bool:
 
 
 def speed_up_nbgrader() -> None:
-    """Two of nbgrader's per-notebook costs, without changing what it does.
+    """Three of nbgrader's costs, without changing what it does.
 
     nbgrader opens ``Gradebook(db_url)`` about ten times per graded notebook (each preprocessor,
     each API call), and each opening inspects the schema, runs ``create_all`` and checks the
