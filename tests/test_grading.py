@@ -266,3 +266,29 @@ def test_checks_declare_the_graded_functions_their_solution_calls(assignment):
     for check in ASSIGNMENTS[assignment]:
         called = set(re.findall(r"\b(\w+)\(", source[check.function])) & graded - {check.function}
         assert set(check.uses) == called, f"{check.function}: uses {check.uses}, calls {sorted(called)}"
+
+
+def test_feedback_renderer_is_kept_between_requests_and_replaced_after_a_failure(graded_class, monkeypatch):
+    """One renderer process serves a run's requests (its imports are paid once); a request that
+    fails or runs out of time takes the process with it, and the next one gets a fresh process."""
+    from autograder.grader import feedback
+    monkeypatch.setenv("BN_GRADER_ROOT", str(graded_class.root))
+    page = graded_class.root / "feedback" / "sample-honest" / "ch2_forward" / "ch2_forward.html"
+    renderer = feedback.Renderer()
+    try:
+        page.unlink()
+        assert renderer.render("ch2_forward", ["sample-honest"], 120) == (True, "")
+        assert "ghost_batchnorm_forward" in page.read_text()
+        first = renderer.proc.pid
+        assert renderer.render("ch4_inference", ["sample-honest"], 120) == (True, "")
+        assert renderer.proc.pid == first and renderer.cpu > 0
+        assert renderer.render("ch2_forward", ["sample-honest"], 0.01) == (
+            False, "rendering took longer than 0.01 s")
+        assert renderer.proc is None
+        ok, why = renderer.render("no_such_assignment", ["sample-honest"], 120)
+        assert not ok and why and "\n" not in why and renderer.proc is None
+        page.unlink()
+        assert renderer.render("ch2_forward", ["sample-honest"], 120) == (True, "")
+        assert page.exists() and renderer.proc.pid != first
+    finally:
+        renderer.close()

@@ -407,7 +407,7 @@ def grade_on_cluster(address: str, assignments: list[str], students: list[str] |
     from autograder.grader import pipeline
     from autograder.grader import sandbox as sb
     from autograder.grader.config import load_config, make_api
-    from autograder.grader.feedback import place_mathjax, write_feedback
+    from autograder.grader.feedback import close_renderer, place_mathjax, write_feedback
     from autograder.grader.keys import course_secret
     hooks = hooks or pipeline.Hooks()
     if mode == "none":
@@ -463,6 +463,7 @@ def grade_on_cluster(address: str, assignments: list[str], students: list[str] |
         pipeline._write_outputs(api, root, rows, say, hooks)
     finally:
         client.close()
+        close_renderer()
     return rows
 
 

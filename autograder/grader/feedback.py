@@ -1,12 +1,23 @@
 """Feedback pages: nbgrader ``generate_feedback`` with the course's template, in a subprocess with a
-clock and a memory cap (``python -m autograder.grader.feedback ASSIGNMENT [STUDENT ...]``), so a
-page that cannot be rendered, or only at great cost, fails alone instead of stopping the batch.
+clock per request and a memory cap (``python -m autograder.grader.feedback --serve``, kept between
+requests: ``Renderer``; ``python -m autograder.grader.feedback ASSIGNMENT [STUDENT ...]`` renders
+once), so a page that cannot be rendered, or only at great cost, fails alone instead of stopping
+the batch.
 """
 from __future__ import annotations
 
 import copy
+import ctypes
+import json
+import os
+import resource
+import select
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,21 +75,121 @@ def write_feedback(config: Config, assignment: str, who: list[str], whole_class:
 
 
 def _feedback_process(assignment: str, students, seconds: float, env: dict | None = None) -> tuple[bool, str]:
-    import resource
-    import subprocess
+    """Render with this thread's renderer (``Renderer``); (True, "") or (False, one-line reason)."""
+    renderer = getattr(_RENDERERS, "renderer", None)
+    if renderer is None:
+        renderer = _RENDERERS.renderer = Renderer()
+    return renderer.render(assignment, students, seconds, env)
 
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (FEEDBACK_MEMORY, FEEDBACK_MEMORY))
-    cmd = [sys.executable, "-m", "autograder.grader.feedback", assignment, *(students or [])]
-    try:
-        done = subprocess.run(cmd, cwd=str(HERE.parents[1]), capture_output=True, text=True,
-                              timeout=seconds, preexec_fn=limit, env=env)
-    except subprocess.TimeoutExpired:
-        return False, f"rendering took longer than {seconds:g} s"
-    if done.returncode == 0:
-        return True, ""
-    lines = [ln for ln in (done.stderr or "").strip().splitlines() if ln.strip()]
-    return False, (lines[-1] if lines else f"exit status {done.returncode}")[:200]
+
+_RENDERERS = threading.local()
+
+
+def close_renderer() -> None:
+    """Stop this thread's renderer (at the end of a grading run; a Dask worker keeps its own)."""
+    renderer = getattr(_RENDERERS, "renderer", None)
+    if renderer is not None:
+        renderer.close()
+
+
+def live_renderer_cpu() -> float:
+    """CPU seconds this thread's live renderer has spent so far (for the bench: a live process's
+    CPU is not in ``RUSAGE_CHILDREN`` until it has exited and been waited for)."""
+    renderer = getattr(_RENDERERS, "renderer", None)
+    return renderer.cpu if renderer is not None and renderer.proc is not None else 0.0
+_ENV_PREFIX = "BN_"  # what a request carries of its environment (the root, the gradebook, ...)
+
+
+class Renderer:
+    """A feedback process kept between requests (``python -m autograder.grader.feedback --serve``):
+    its imports (nbgrader, nbconvert, SQLAlchemy: ~1.4 core-s) are paid once per grading process
+    and thread, not once per assignment or, on a cluster, once per submission. Each request has
+    its clock; the process has the memory cap. A request that fails or runs out of time takes the
+    process with it, so the next request, such as the per-student retries, starts a fresh one
+    that no bad page has touched. It dies with the thread that started it."""
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.err = None
+        self.cpu = 0.0  # the live process's own CPU seconds, as of its last reply
+
+    def _start(self) -> None:
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (FEEDBACK_MEMORY, FEEDBACK_MEMORY))
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-m", "autograder.grader.feedback", "--serve"],
+                                     cwd=str(HERE.parents[1]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, preexec_fn=limit)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for f in (self.proc.stdin, self.proc.stdout, self.err):
+                f.close()
+        self.proc = self.err = None
+        self.cpu = 0.0
+
+    def render(self, assignment: str, students, seconds: float, env: dict | None = None) -> tuple[bool, str]:
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        source = os.environ if env is None else env
+        request = {"assignment": assignment, "students": list(students) if students else None,
+                   "env": {k: v for k, v in source.items() if k.startswith(_ENV_PREFIX)}}
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            ready = select.select([self.proc.stdout], [], [], seconds)[0]
+            line = self.proc.stdout.readline() if ready else None
+        except OSError:
+            line = b""
+        if line is None:
+            self.close()
+            return False, f"rendering took longer than {seconds:g} s"
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and reply.get("ok") is True:
+            if isinstance(reply.get("cpu"), (int, float)):
+                self.cpu = float(reply["cpu"])
+            return True, ""
+        why = reply.get("why") if isinstance(reply, dict) else None
+        if not why:
+            self.proc.kill()
+            self.proc.wait()
+            self.err.seek(0)
+            lines = [ln for ln in self.err.read()[-4096:].decode(errors="replace").splitlines() if ln.strip()]
+            why = lines[-1] if lines else f"exit status {self.proc.returncode}"
+        self.close()
+        return False, str(why)[:200]
+
+
+def serve() -> int:
+    """The renderer's side: one JSON request per line on stdin, one reply per line on the
+    original stdout (anything printed while rendering goes to stderr)."""
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    from autograder.grader.config import load_config
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            for key in [k for k in os.environ if k.startswith(_ENV_PREFIX)]:
+                del os.environ[key]
+            os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+            render_feedback(load_config(), request["assignment"], request["students"])
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            reply = {"ok": True, "cpu": used.ru_utime + used.ru_stime}
+        except BaseException as exc:
+            reply = {"ok": False, "why": f"{type(exc).__name__}: {exc}"[:300]}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+        if not reply["ok"]:
+            return 1  # a fresh process for whatever comes next
+    return 0
 
 
 def place_mathjax(feedback_dir: Path) -> None:
@@ -122,6 +233,8 @@ def render_feedback(config: Config, assignment: str, students: list[str] | None)
 
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
+    if argv == ["--serve"]:
+        return serve()
     from autograder.grader.config import load_config
     try:
         render_feedback(load_config(), argv[0], argv[1:] or None)

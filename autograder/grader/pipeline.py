@@ -30,7 +30,7 @@ import nbformat
 
 from autograder.grader import sandbox as sb
 from autograder.grader.config import load_config, make_api
-from autograder.grader.feedback import write_feedback
+from autograder.grader.feedback import close_renderer, write_feedback
 from autograder.grader.grades import GRADER_ERROR, Row, mark_grader_errors, write_csv
 from autograder.grader.plugins import ATTEMPTS, RunStore, SandboxedJudge
 from autograder.grader.safety import refusal, safe_id
@@ -186,7 +186,7 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     api = make_api(config)
     root = Path(api.coursedir.root)
     from autograder.grader.keys import course_secret
-    with _interruptible(), sb.RunDir() as run_dir:
+    with _interruptible(), sb.RunDir() as run_dir, _renderer_closed():
         store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
         config.SandboxedJudge.runs = store
         api = make_api(config)
@@ -222,6 +222,15 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
                                                          + failed[r.student]) if x)
         _write_outputs(api, root, rows, say, hooks)
     return rows
+
+
+@contextlib.contextmanager
+def _renderer_closed():
+    """The feedback renderer, kept across this run's assignments, stops with the run."""
+    try:
+        yield
+    finally:
+        close_renderer()
 
 
 def _write_outputs(api, root: Path, rows: list[Row], say, hooks: Hooks) -> None:

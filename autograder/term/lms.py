@@ -88,13 +88,16 @@ def export(api, config, assignments: list[str], lms: str, out: Path, feedback: b
     paths["moodle"] = write_csv(out / "moodle_grades.csv", header, rows)
 
     if feedback:
-        from autograder.grader.feedback import write_feedback
-        for a in assignments:
-            submitted = [sid for sid, st in state[a].items() if st["status"] == "submitted"]
-            if not submitted:
-                continue
-            write_feedback(config, a, submitted, whole_class=True)
-            paths[f"feedback-{a}"] = _pack_feedback(api, a, submitted, lms, out / "feedback", people)
+        from autograder.grader.feedback import close_renderer, write_feedback
+        try:
+            for a in assignments:
+                submitted = [sid for sid, st in state[a].items() if st["status"] == "submitted"]
+                if not submitted:
+                    continue
+                write_feedback(config, a, submitted, whole_class=True)
+                paths[f"feedback-{a}"] = _pack_feedback(api, a, submitted, lms, out / "feedback", people)
+        finally:
+            close_renderer()
     return paths
 
 
