@@ -97,6 +97,8 @@ def live_renderer_cpu() -> float:
     CPU is not in ``RUSAGE_CHILDREN`` until it has exited and been waited for)."""
     renderer = getattr(_RENDERERS, "renderer", None)
     return renderer.cpu if renderer is not None and renderer.proc is not None else 0.0
+
+
 _ENV_PREFIX = "BN_"  # what a request carries of its environment (the root, the gradebook, ...)
 
 

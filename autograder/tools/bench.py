@@ -31,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.tools import scaling
 from autograder.tools.scaling import cost, floor_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,6 +157,9 @@ def _compare(base: Path, assignments: list[str], args) -> int:
     print(f"{args.students} students x {len(assignments)} assignments = {n} notebooks, "
           f"{args.workers} workers, {os.cpu_count()} cores; per notebook, wall s and core-s "
           f"(CPU of every process, children included)", flush=True)
+    if not scaling.ADOPTING:
+        print("  note: this process could not become a subreaper: a sandbox's CPU is not counted",
+              flush=True)
 
     def line(name, pair, extra=""):
         print(f"  {name:<46} {pair[0] / n:6.3f} s {pair[1] / n:7.3f} core-s{extra}", flush=True)
@@ -177,7 +181,6 @@ def _compare(base: Path, assignments: list[str], args) -> int:
             print(f"  speed-up of {mode} mode over stock nbgrader: {stock[1] / pair[1]:5.2f}x core-s, "
                   f"{stock[0] / pair[0]:5.2f}x wall (target >= {TARGET_STOCK:g})")
     if not args.skip_breakdown:
-        from autograder.tools import scaling
         mode = min(ours, key=lambda m: ours[m][1])
         scaling.where_the_time_goes(assignments, args.students, args.workers, mode, ours[mode], floor, n)
     return 0
