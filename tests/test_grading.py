@@ -287,7 +287,7 @@ def test_feedback_renderer_is_kept_between_requests_and_replaced_after_a_failure
         assert renderer.proc is None
         ok, why = renderer.render("no_such_assignment", ["sample-honest"], 120)
         assert not ok and why and "\n" not in why and renderer.proc is None
-        page.unlink()
+        page.unlink(missing_ok=True)  # the request that ran out of time may have removed it already
         assert renderer.render("ch2_forward", ["sample-honest"], 120) == (True, "")
         assert page.exists() and renderer.proc.pid != first
     finally:

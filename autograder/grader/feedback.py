@@ -134,7 +134,8 @@ class Renderer:
         self.proc = self.err = None
         self.cpu = 0.0
 
-    def render(self, assignment: str, students, seconds: float, env: dict | None = None) -> tuple[bool, str]:
+    def render(self, assignment: str, students: list[str] | None, seconds: float,
+               env: dict | None = None) -> tuple[bool, str]:
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
