@@ -292,3 +292,113 @@ def test_feedback_renderer_is_kept_between_requests_and_replaced_after_a_failure
         assert page.exists() and renderer.proc.pid != first
     finally:
         renderer.close()
+
+
+def _autograded_copy(graded_class, tmp_path, student="sample-honest", assignment="ch2_forward"):
+    """A copy of the graded class's gradebook with ``student``'s auto scores and comments blanked,
+    the autograded notebook, and the resources nbgrader hands ``SaveAutoGrades``."""
+    import shutil
+
+    import nbformat
+    from nbgrader.api import Gradebook
+    db = tmp_path / "gradebook.db"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(graded_class.root / "gradebook.db", db)
+    url = f"sqlite:///{db}"
+    with Gradebook(url) as gb:
+        sub = gb.find_submission_notebook(assignment, assignment, student)
+        for grade in sub.grades:
+            grade.auto_score = None
+        for comment in sub.comments:
+            comment.auto_comment = "blanked"
+        gb.db.commit()
+    nb = nbformat.read(graded_class.root / "autograded" / student / assignment / f"{assignment}.ipynb",
+                       as_version=4)
+    resources = {"nbgrader": {"notebook": assignment, "assignment": assignment, "student": student,
+                              "db_url": url}}
+    return url, nb, resources
+
+
+def _auto_scores(url, student="sample-honest", assignment="ch2_forward") -> dict:
+    from nbgrader.api import Gradebook
+    with Gradebook(url) as gb:
+        sub = gb.find_submission_notebook(assignment, assignment, student)
+        return {g.name: g.auto_score for g in sub.grades if g.cell_type == "code"}
+
+
+@pytest.mark.parametrize("ours", [False, True], ids=["stock", "ours"])
+def test_a_notebooks_autogrades_are_saved_in_one_transaction(graded_class, tmp_path, ours):
+    """``SaveAutoGradesAtOnce`` commits once per notebook, and a notebook whose saving fails half
+    way keeps none of it. nbgrader's own ``SaveAutoGrades`` is the control: it commits per cell
+    and keeps the cells before the failure (so the test can tell the two apart)."""
+    import copy
+
+    from nbgrader.api import MissingEntry
+    from nbgrader.preprocessors import SaveAutoGrades
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from autograder.grader.config import speed_up_nbgrader
+    from autograder.grader.plugins import SaveAutoGradesAtOnce
+    speed_up_nbgrader()
+    saver = SaveAutoGradesAtOnce if ours else SaveAutoGrades
+    expected = graded_class.cell_scores("ch2_forward", "sample-honest")
+    url, nb, resources = _autograded_copy(graded_class, tmp_path)
+    assert set(_auto_scores(url).values()) == {None}
+
+    commits = []
+
+    def count(conn):
+        commits.append(conn)
+    event.listen(Engine, "commit", count)
+    try:
+        saver().preprocess(copy.deepcopy(nb), copy.deepcopy(resources))
+        saved = len(commits)
+        # A later graded cell whose id the gradebook does not know: saving fails there.
+        broken = copy.deepcopy(nb)
+        graded = [c for c in broken.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert len(graded) >= 2
+        graded[-1].metadata.nbgrader.grade_id = "not-in-the-gradebook"
+        url2, _, resources2 = _autograded_copy(graded_class, tmp_path / "again")
+        with pytest.raises(MissingEntry):
+            saver().preprocess(broken, resources2)
+    finally:
+        event.remove(Engine, "commit", count)
+
+    assert {k: float(v) for k, v in _auto_scores(url).items()} == expected
+    after_failure = _auto_scores(url2)
+    if ours:
+        assert saved == 1
+        assert set(after_failure.values()) == {None}, after_failure
+    else:
+        assert saved > 1
+        assert any(v is not None for v in after_failure.values()), after_failure
+
+
+def test_sanitized_markdown_is_the_same_from_the_kept_copy_and_the_kept_text_is_bounded(monkeypatch):
+    """The clean HTML of a markdown source is kept per process; what comes from the kept copy
+    is what a fresh cleaning gives, unsafe markup is still removed, and the kept text stops
+    growing at ``KEPT_CHARS``."""
+    from autograder.grader.plugins import SanitizeMarkdown
+    monkeypatch.setattr(SanitizeMarkdown, "_kept", {})
+    monkeypatch.setattr(SanitizeMarkdown, "_kept_chars", 0)
+    monkeypatch.setattr(SanitizeMarkdown, "KEPT_CHARS", 2000)
+    source = ("# Title\n\nSome *text* <script>alert(1)</script> [x](javascript:alert(1)) "
+              "<img src=x onerror=alert(1)> and $x^2$")
+    first = SanitizeMarkdown.clean(source)
+    assert source in SanitizeMarkdown._kept
+    second = SanitizeMarkdown.clean(source)
+    assert second == first
+    monkeypatch.setattr(SanitizeMarkdown, "_kept", {})
+    monkeypatch.setattr(SanitizeMarkdown, "_kept_chars", 0)
+    assert SanitizeMarkdown.clean(source) == first
+    for bad in ("<script", "<img", 'href="javascript'):  # left as escaped text at most
+        assert bad not in first.lower()
+    assert "<h1" in first and "<em>text</em>" in first
+    for i in range(100):
+        SanitizeMarkdown.clean(f"paragraph {i} " + "word " * 20)
+    assert 0 < SanitizeMarkdown._kept_chars <= 2000
+    assert len(SanitizeMarkdown._kept) < 101
+    late = f"paragraph 99 {'word ' * 20}"
+    assert late not in SanitizeMarkdown._kept
+    assert "paragraph 99" in SanitizeMarkdown.clean(late)

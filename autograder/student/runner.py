@@ -128,8 +128,8 @@ def main(job: str, cell_timeout: float, notebook_timeout: float, skip=()) -> Non
 
     def write_json(name, obj):
         tmp = os.path.join(result_dir, name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(obj, f)
+        with open(tmp, "w") as f:  # dumps: json.dump streams through the pure-Python encoder
+            f.write(json.dumps(obj))
         os.replace(tmp, os.path.join(result_dir, name))
 
     from autograder.student import recording
