@@ -402,3 +402,40 @@ def test_sanitized_markdown_is_the_same_from_the_kept_copy_and_the_kept_text_is_
     late = f"paragraph 99 {'word ' * 20}"
     assert late not in SanitizeMarkdown._kept
     assert "paragraph 99" in SanitizeMarkdown.clean(late)
+
+
+def test_feedback_exporter_gives_the_page_nbconvert_gives_without_its_soup_pass(graded_class):
+    """The feedback exporter skips nbconvert's BeautifulSoup pass. The page it writes reads the
+    same (text and elements) as ``HTMLExporter``'s, and images still get an alt text: a default
+    where the notebook gives none, the notebook's own where it does."""
+    import copy
+
+    import nbformat
+    from bs4 import BeautifulSoup
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config import Config
+
+    from autograder.grader.feedback import IMAGE_ALT, feedback_exporter
+    nb = nbformat.read(graded_class.root / "autograded" / "sample-honest" / "ch3_backward"
+                       / "ch3_backward.ipynb", as_version=4)
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    nb.cells.append(nbformat.v4.new_code_cell("plot()", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": png}),
+        nbformat.v4.new_output("display_data", data={"image/png": png},
+                               metadata={"image/png": {"alt": "loss against batch size"}})]))
+    config = Config()  # nbconvert's classic template, which nbgrader's feedback template extends
+    config.HTMLExporter.template_name = "classic"
+    ours, _ = feedback_exporter()(config=config).from_notebook_node(copy.deepcopy(nb))
+    stock, _ = HTMLExporter(config=config).from_notebook_node(copy.deepcopy(nb))
+    a, b = BeautifulSoup(ours, "html.parser"), BeautifulSoup(stock, "html.parser")
+    assert " ".join(a.get_text().split()) == " ".join(b.get_text().split())
+    assert [t.name for t in a.find_all(True)] == [t.name for t in b.find_all(True)]
+    assert "ghost_batchnorm_backward" in a.get_text() or "batchnorm_backward" in a.get_text()
+    alts = [img.get("alt") for img in a.find_all("img")]
+    assert alts == [IMAGE_ALT, "loss against batch size"], alts
+    assert [img.get("alt") for img in b.find_all("img")] == alts
+    # Metadata nbconvert's own template cannot read (it fails on it) gets the default too.
+    nb.cells[-1].outputs = [nbformat.v4.new_output("display_data", data={"image/jpeg": png},
+                                                   metadata={"image/jpeg": "x"})]
+    page, _ = feedback_exporter()(config=config).from_notebook_node(nb)
+    assert [img.get("alt") for img in BeautifulSoup(page, "html.parser").find_all("img")] == [IMAGE_ALT]

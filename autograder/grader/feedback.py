@@ -202,14 +202,71 @@ def place_mathjax(feedback_dir: Path) -> None:
         shutil.copytree(mathjax_wheel(), mathjax, dirs_exist_ok=True)
 
 
+def template_dirs() -> list[str]:
+    """Where ``bn_feedback`` and the nbgrader feedback template it extends are found."""
+    import nbgrader
+    return [str(TEMPLATES), str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+
+
+IMAGE_ALT = "No description has been provided for this image"
+_EXPORTER: list = []
+
+
+def feedback_exporter() -> type:
+    """nbconvert's ``HTMLExporter`` less its BeautifulSoup pass over the finished page: more than
+    half of a page's rendering time (parse and reserialize) for two edits, of which the classic
+    template nbgrader's feedback extends needs one: an ``alt`` text on images that have none,
+    given here in the output's metadata before the template renders (the template writes it).
+    The other, ``tabindex`` on JupyterLab-template cells, matches nothing in this template."""
+    if _EXPORTER:
+        return _EXPORTER[0]
+    from nbconvert.exporters import HTMLExporter, TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    class FeedbackExporter(HTMLExporter):
+        def from_notebook_node(self, nb, resources=None, **kw):
+            for cell in nb.cells:
+                if cell.get("metadata", {}).get("alt"):
+                    continue
+                for output in cell.get("outputs", []):
+                    _give_images_alt(output)
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            self.register_filter("highlight_code", self.filters.get(
+                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            resources = self._init_resources(resources)
+            self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+    _EXPORTER.append(FeedbackExporter)
+    return FeedbackExporter
+
+
+def _give_images_alt(output) -> None:
+    data = output.get("data")
+    if not isinstance(data, dict):
+        return
+    metadata = output.setdefault("metadata", {})
+    if not isinstance(metadata, dict):
+        return
+    for mime in ("image/png", "image/jpeg"):
+        if mime in data:
+            per = metadata.get(mime)
+            if not isinstance(per, dict):
+                metadata[mime] = {}
+                per = metadata[mime]  # (a NotebookNode stores a copy of the dict it is given)
+            if not per.get("alt") and not metadata.get("alt"):
+                per["alt"] = IMAGE_ALT
+
+
 def render_feedback(config: Config, assignment: str, students: list[str] | None) -> None:
     """nbgrader ``generate_feedback`` in this process (``students`` None: the whole class), with the
     course's template (sanitized, MathJax served from ``feedback/_mathjax`` rather than a CDN)."""
-    import nbgrader
     config = copy.deepcopy(config)
     config.HTMLExporter.template_name = "bn_feedback"
-    config.HTMLExporter.extra_template_basedirs = [
-        str(TEMPLATES), str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+    config.HTMLExporter.extra_template_basedirs = template_dirs()
     from autograder.grader.config import make_api
     api = make_api(config)
     place_mathjax(Path(api.coursedir.root) / api.coursedir.feedback_directory)
@@ -221,6 +278,7 @@ def render_feedback(config: Config, assignment: str, students: list[str] | None)
     # nbgrader's own, which loads MathJax from a CDN).
     template = Config()
     template.HTMLExporter.template_name = "bn_feedback"
+    template.GenerateFeedback.exporter_class = feedback_exporter()
     for student in (students or [None]):  # None: one nbgrader run for the whole class
         attrs = {"assignment_id": assignment, **({"student_id": student} if student else {})}
         with temp_attrs(api.coursedir, **attrs):

@@ -81,8 +81,10 @@ def time_nbclient(paths: list[Path], workers: int) -> tuple[float, float]:
 
     def run(path: Path) -> None:
         nb = nbformat.read(path, as_version=4)
+        # The kernel's stderr (a warning per kernel about its TCP transport) is not the bench's.
         NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+                       resources={"metadata": {"path": str(path.parent)}}).execute(
+            stderr=subprocess.DEVNULL)
 
     got: dict = {}
     try:
