@@ -276,6 +276,7 @@ def grade_local(root: Path, url: str, assignments: list[str], workers: int, feed
             rows = pipeline.grade(assignments, workers=workers, progress=False, feedback=False,
                                   say=_errors_only, hooks=pipeline.Hooks())
             wall = time.perf_counter() - start
+            _reap_orphans()  # the sandboxes' adopted inits: their CPU is grading's, not feedback's
             feedback, csv = _feedback_and_csv(assignments, rows)
     finally:
         pipeline._autograde_one, judge.judge_notebook = original_one, original_judge
