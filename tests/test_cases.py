@@ -14,7 +14,7 @@ _ids = lambda v: getattr(v, "function", v)
 
 
 def _plain(value) -> bool:
-    """What may cross the trust line as JSON + npz: float arrays (boolean ones for masks),
+    """What may cross the trust line as JSON + packed arrays: float arrays (boolean ones for masks),
     scalars, containers of those."""
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "fb"

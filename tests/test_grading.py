@@ -375,6 +375,54 @@ def test_a_notebooks_autogrades_are_saved_in_one_transaction(graded_class, tmp_p
         assert any(v is not None for v in after_failure.values()), after_failure
 
 
+def test_an_sqlite_gradebook_is_reopened_on_its_pooled_connections_until_the_file_changes(graded_class, tmp_path):
+    """Once an SQLite gradebook file was found ready, opening it again runs no schema query and
+    closing it keeps its connection in the pool; a file deleted and made again at the same path
+    (another class's gradebook) is checked afresh, and what is read is the new file's."""
+    import os
+    import shutil
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from autograder.grader.config import speed_up_nbgrader
+    speed_up_nbgrader()
+    url, _, _ = _autograded_copy(graded_class, tmp_path)
+    db = tmp_path / "gradebook.db"
+    statements, connects = [], []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        with Gradebook(url) as gb:
+            students = {s.id for s in gb.students}
+        assert "sample-honest" in students
+        engine = gb.engine
+        event.listen(engine.pool, "connect", lambda *a: connects.append(1))
+        statements.clear()
+        for _ in range(3):
+            with Gradebook(url) as gb:
+                assert {s.id for s in gb.students} == students
+        assert not [s for s in statements if "sqlite_master" in s or "FROM course" in s], statements
+        assert connects == []  # the same pooled connection each time
+
+        # Another gradebook takes the file's place: one student fewer.
+        other = tmp_path / "other.db"
+        shutil.copy(db, other)
+        with Gradebook(f"sqlite:///{other}") as gb:
+            gb.remove_student("sample-honest")
+        os.unlink(db)
+        shutil.copy(other, db)
+        statements.clear()
+        with Gradebook(url) as gb:
+            assert {s.id for s in gb.students} == students - {"sample-honest"}
+        assert [s for s in statements if "sqlite_master" in s], statements  # checked afresh
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+
 def test_sanitized_markdown_is_the_same_from_the_kept_copy_and_the_kept_text_is_bounded(monkeypatch):
     """The clean HTML of a markdown source is kept per process; what comes from the kept copy
     is what a fresh cleaning gives, unsafe markup is still removed, and the kept text stops

@@ -244,7 +244,7 @@ def planted(where: str, *plants, die=False):
 SPECIAL = [
     Hostile("fifo-as-own-recording", planted(FWD, (REC + "ghost_batchnorm_forward/0.json", "fifo")),
             NO_FORWARD, "recording was refused"),
-    Hostile("fifo-as-recording-arrays", planted(FWD, (REC + "ghost_batchnorm_forward/1.npz", "fifo")),
+    Hostile("fifo-as-recording-arrays", planted(FWD, (REC + "ghost_batchnorm_forward/1.arrays", "fifo")),
             NO_FORWARD, "recording was refused"),
     Hostile("fifo-as-status", planted(FWD, ("/job/result/status.json", "fifo"), die=True),
             NO_SPATIAL, "before it could report"),
@@ -257,7 +257,7 @@ SPECIAL = [
     Hostile("symlink-status-to-host-file", planted(FWD, ("/job/result/status.json", "link:/etc/shadow"),
                                                    ("/job/result/executed.ipynb", "link:/etc/passwd"), die=True),
             NO_SPATIAL, "before it could report"),
-    Hostile("symlink-recording-to-dev-zero", planted(FWD, (REC + "ghost_batchnorm_forward/0.npz", "link:/dev/zero")),
+    Hostile("symlink-recording-to-dev-zero", planted(FWD, (REC + "ghost_batchnorm_forward/0.arrays", "link:/dev/zero")),
             NO_FORWARD, "recording was refused"),
     Hostile("symlink-recording-folder-to-root", planted(FWD, (REC + "ghost_batchnorm_forward", "link:/")),
             NO_FORWARD, "recording was refused"),

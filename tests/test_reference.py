@@ -30,6 +30,36 @@ def test_reference_is_float64_and_tf32_off():
     assert R.batchnorm_forward(np.ones((2, 2)), np.ones(2), np.zeros(2)).dtype == np.float64
 
 
+def test_reference_is_deterministic_without_importing_the_compiler_or_sklearn():
+    """A fresh process: the reference turns deterministic algorithms on (warn only) as
+    ``torch.use_deterministic_algorithms`` would, without that wrapper's torch._inductor import
+    (a core-second per grading process), and loads the digits without importing scikit-learn."""
+    import subprocess
+    import sys
+    code = ("import sys, torch\n"
+            "from autograder.course import reference, digits\n"
+            "x, y = digits.load()\n"
+            "print(torch.are_deterministic_algorithms_enabled(),"
+            " torch.is_deterministic_algorithms_warn_only_enabled(),"
+            " sorted(m for m in ('torch._inductor', 'torch._dynamo', 'sklearn') if m in sys.modules),"
+            " x.shape, int(y.max()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "[]", "(1797,", "64)", "9"], out
+
+
+def test_digits_are_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    from autograder.course import digits
+    data, target = digits.load()
+    want_x, want_y = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(data, want_x)
+    np.testing.assert_array_equal(target, want_y)
+    assert data.dtype == np.float64 and target.dtype == np.int64
+    data[0, 0] = -1  # a copy: the next caller gets the data unchanged
+    assert digits.load()[0][0, 0] == want_x[0, 0]
+
+
 def test_device_can_be_forced(monkeypatch):
     monkeypatch.setenv("BN_REFERENCE_DEVICE", "tpu")
     with pytest.raises(RuntimeError, match="must be 'cpu' or 'cuda'"):

@@ -233,3 +233,29 @@ def test_a_recorder_child_writes_only_its_own_outputs_and_cannot_signal_the_note
         os.close(fd)
     keep.close()
     other.close()
+
+
+def test_cells_that_ran_after_the_inputs_show_the_graders_note_or_their_own_syntax_error():
+    """What was shown before the first hidden input is kept; a cell that ran after it shows the
+    grader's note, or, if it does not compile, the error the grader finds in its source (the
+    same every time the same source comes: the answer is kept per source)."""
+    import nbformat
+
+    from autograder.grader.sandbox import run
+    cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1,
+                                       outputs=[nbformat.v4.new_output("stream", text="shown\n")]),
+             nbformat.v4.new_code_cell("print(x)"), nbformat.v4.new_code_cell("y = (1,\n"),
+             nbformat.v4.new_code_cell("%time z = 1\nw = [\n"), nbformat.v4.new_code_cell("never ran")]
+    snapshot = nbformat.writes(nbformat.v4.new_notebook(cells=cells)).encode()
+    final = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.source, execution_count=k + 1)
+                                            for k, c in enumerate(cells[:4])] + [cells[4]])
+    for _ in range(2):
+        shown = run._before_inputs(snapshot, final)
+        outputs = [c.outputs for c in shown.cells]
+        assert outputs[0][0]["text"] == "shown\n"
+        assert outputs[1][0]["text"] == run.AFTER_INPUTS
+        assert (outputs[2][0]["ename"], outputs[2][0]["evalue"]) == ("SyntaxError", "'(' was never closed (line 1)")
+        assert outputs[3][0]["ename"] == "SyntaxError" and "line 2" in outputs[3][0]["evalue"]
+        assert outputs[4] == []
+        outputs[2][0]["evalue"] = "changed by a caller"  # a kept answer is not shared between pages
+    assert run._syntax_error(["not", "a", "string"]) is None

@@ -7,7 +7,7 @@
     README.md                          how to set up, check and hand in
     autograder/__init__.py             the student side of the package (autograder/student),
     autograder/student/*.py            exactly what the grading sandbox stages
-    autograder/student/visible/<assignment>.json|.npz
+    autograder/student/visible/<assignment>.json|.arrays
                                        the visible cases, the torch reference's values on them and
                                        what each known mistake returns, precomputed here
     autograder/student/visible/digits.npz   the 8x8 digits (from scikit-learn), for ungraded cells
@@ -103,14 +103,14 @@ def write_digits(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "digits.npz"
     if not path.exists():
-        from sklearn.datasets import load_digits
-        digits = load_digits()
-        np.savez_compressed(path, data=digits.data.astype(np.uint8), target=digits.target.astype(np.uint8))
+        from autograder.course import digits
+        data, target = digits.load()
+        np.savez_compressed(path, data=data.astype(np.uint8), target=target.astype(np.uint8))
     return path
 
 
 def write_visible(assignment: str, dest: Path) -> Path:
-    """Precompute ``assignment``'s visible cases into ``dest/<assignment>.json|.npz``, next to
+    """Precompute ``assignment``'s visible cases into ``dest/<assignment>.json|.arrays``, next to
     the digits the exercises' ungraded cells use (``autograder.student.given.load_digits``)."""
     from autograder.course import checks
     from autograder.course.cases import ASSIGNMENTS

@@ -59,6 +59,19 @@ def _kept_database(db_url: str) -> bool:
     return not url.drivername.startswith("sqlite") or (bool(url.database) and url.database != ":memory:")
 
 
+def _sqlite_file_identity(db_url: str) -> tuple[int, int] | None:
+    """(device, inode) of an SQLite gradebook's file; None for another database or no file."""
+    from sqlalchemy.engine import make_url
+    try:
+        url = make_url(db_url)
+        if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+            return None
+        info = os.stat(url.database)
+    except Exception:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def speed_up_nbgrader() -> None:
     """Three of nbgrader's costs, without changing what it does.
 
@@ -67,8 +80,13 @@ def speed_up_nbgrader() -> None:
     and checks the course row: 0.3 s of every notebook's 0.6 s in ``autograde`` (``python -m
     cProfile -m autograder grade``). Here a gradebook (SQLite file, PostgreSQL) whose tables and
     course row two queries find is opened on its kept engine with a plain session; any other (a
-    new file, a missing table or course, an in-memory database) goes nbgrader's own way.
-    ``close`` is nbgrader's.
+    new file, a missing table or course, an in-memory database) goes nbgrader's own way. An
+    SQLite file found ready is known by its device and inode: while it is the same file, it is
+    opened without those two queries, and ``close`` returns its connections to the engine's pool
+    instead of closing them (nbgrader's ``close`` disposes of the pool: a new connection, and
+    SQLite's schema read again, at each of the ten openings). A file deleted and made again is a
+    new inode (the pool's open connections keep the old one's number taken), so it is checked
+    afresh. Any other database closes nbgrader's way.
 
     nbgrader asks ``alembic heads`` (a subprocess, 3 s) for a new gradebook's schema version:
     here it is read once per process from nbgrader's migration scripts, in this process. And
@@ -76,14 +94,20 @@ def speed_up_nbgrader() -> None:
     import nbgrader.api as nb_api
     if getattr(nb_api.Gradebook, "_bn_fast", False):
         return
+    import threading
+
     from sqlalchemy import create_engine, text
     from sqlalchemy import inspect as sa_inspect
     from sqlalchemy.orm import scoped_session, sessionmaker
     original_init, original_version = nb_api.Gradebook.__init__, nb_api.get_alembic_version
+    original_close = nb_api.Gradebook.close
     # One engine per database, kept: SQLAlchemy caches each statement's compiled form on its
     # engine, and nbgrader's ~75 queries per notebook were compiled afresh with every opening
     # (``close`` disposes of the engine's connections, not of the engine).
     engines: dict = {}
+    known: dict = {}  # (SQLite url, course) -> (device, inode) of the file found ready
+    made_for: dict = {}  # SQLite url -> (device, inode) of the file its kept engine has connected to
+    lock = threading.Lock()
     tables = set(nb_api.Base.metadata.tables) | {"alembic_version"}
     heads: list[str] = []
 
@@ -102,25 +126,60 @@ def speed_up_nbgrader() -> None:
     def __init__(self, db_url, course_id="default_course", authenticator=None):
         if not _kept_database(db_url):
             return original_init(self, db_url, course_id, authenticator)
-        engine = engines.get(db_url) or create_engine(db_url, echo=False, future=True)
+        file = _sqlite_file_identity(db_url)
+        with lock:
+            engine = engines.get(db_url)
+            if engine is not None and file is not None and known.get((db_url, course_id)) == file:
+                self._open(engine, course_id, authenticator, pooled=True)
+                return None
+            if engine is not None and file != made_for.get(db_url):
+                engine.dispose()  # its pooled connections may hold an earlier file of that name
+                made_for[db_url] = file
+        if engine is None:
+            engine = create_engine(db_url, echo=False, future=True)
         try:
             with engine.connect() as conn:
                 ready = tables <= set(sa_inspect(conn).get_table_names()) and conn.execute(
                     text("SELECT 1 FROM course WHERE id = :id"), {"id": course_id}).first() is not None
         except Exception:
             ready = False
+        with lock:
+            if not ready:
+                known.pop((db_url, course_id), None)
+                engine.dispose()
+                engines.pop(db_url, None)
+                made_for.pop(db_url, None)
+            else:
+                kept = engines.setdefault(db_url, engine)
+                if kept is engine:
+                    made_for.setdefault(db_url, file)
+                else:  # another thread kept one first
+                    engine.dispose()
+                    engine = kept
+                pooled = file is not None and file == made_for.get(db_url) == _sqlite_file_identity(db_url)
+                if pooled:
+                    known[(db_url, course_id)] = file
         if not ready:
-            engine.dispose()
-            engines.pop(db_url, None)
             return original_init(self, db_url, course_id, authenticator)
-        self.engine = engines.setdefault(db_url, engine)
-        self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+        self._open(engine, course_id, authenticator, pooled)
+
+    def _open(self, engine, course_id, authenticator, pooled):
+        self.engine, self._bn_pooled = engine, pooled
+        self.db = scoped_session(sessionmaker(autoflush=True, bind=engine, future=True))
         self.course_id = course_id
         self.authenticator = authenticator
+
+    def close(self):
+        if getattr(self, "_bn_pooled", False):
+            self.db.remove()  # the connections go back to the kept engine's pool
+        else:
+            original_close(self)
 
     _validate_metadata_with_one_validator()
     nb_api.get_alembic_version = get_alembic_version
     nb_api.Gradebook.__init__ = __init__
+    nb_api.Gradebook.close = close
+    nb_api.Gradebook._open = _open
     nb_api.Gradebook._bn_fast = True
 
 

@@ -248,8 +248,8 @@ _PARAMS = ("W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "
 @functools.lru_cache(maxsize=1)
 def _digits():
     """scikit-learn's bundled digits, blank pixels dropped, standardized (as in the notebook)."""
-    from sklearn.datasets import load_digits
-    x, y = load_digits(return_X_y=True)
+    from autograder.course import digits
+    x, y = digits.load()
     x = x[:, x.std(axis=0) > 0]
     return (x - x.mean(axis=0)) / x.std(axis=0), y
 

@@ -86,8 +86,9 @@ def read_results(reader: JobReader, manifest: dict) -> dict:
             rel = recording.output_relpath(function, k)
             try:
                 meta = reader.read("record/" + rel + ".json", recording.MAX_META_BYTES)
-                npz = reader.read("record/" + rel + ".npz", recording.MAX_ARRAY_BYTES)
-                doc = recording.loads(meta, npz, untrusted=True)
+                packed = reader.read("record/" + rel + recording.ARRAYS,
+                                     recording.MAX_ARRAY_BYTES + recording.MAX_META_BYTES)
+                doc = recording.loads(meta, packed, untrusted=True)
                 status = str(doc.get("status"))
                 values = doc.get("value")
                 if status == "ok" and not isinstance(values, tuple):

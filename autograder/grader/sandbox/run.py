@@ -2,6 +2,7 @@
 enforced from outside), resuming after a stuck cell, and reading its status."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -224,18 +225,37 @@ def _before_inputs(snapshot: bytes, final):
 def _syntax_error(source: str):
     """A cell that does not even compile ran nothing, so its error is free of any input: the
     grader states it itself, from the submitted source (never from the run's untrusted output)."""
-    import ast
+    if not isinstance(source, str):
+        return None
+    found = (_compile_error if len(source) <= KEPT_SOURCE else _compile_error.__wrapped__)(source)
+    if found is None:
+        return None
+    name, text = found
+    return nbformat.v4.new_output("error", ename=name, evalue=text, traceback=[f"{name}: {text}"])
 
-    from IPython.core.inputtransformer2 import TransformerManager
+
+KEPT_SOURCE = 64 << 10  # characters: a longer cell's answer is not kept
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_error(source: str) -> tuple[str, str] | None:
+    """(exception name, message) where ``source`` does not compile as IPython would take it;
+    kept per source, as most cells of a class are the released ones."""
+    import ast
     try:
-        ast.parse(TransformerManager().transform_cell(source))
+        ast.parse(_transformer().transform_cell(source))
         return None
     except SyntaxError as exc:
         where = f" (line {exc.lineno})" if exc.lineno else ""
-        return nbformat.v4.new_output("error", ename=type(exc).__name__, evalue=f"{exc.msg}{where}",
-                                      traceback=[f"{type(exc).__name__}: {exc.msg}{where}"])
+        return type(exc).__name__, f"{exc.msg}{where}"
     except Exception:
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _transformer():
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager()
 
 
 GRACE = 3.0  # seconds past a deadline before the parent kills the sandbox
