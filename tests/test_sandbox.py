@@ -259,3 +259,22 @@ def test_cells_that_ran_after_the_inputs_show_the_graders_note_or_their_own_synt
         assert outputs[4] == []
         outputs[2][0]["evalue"] = "changed by a caller"  # a kept answer is not shared between pages
     assert run._syntax_error(["not", "a", "string"]) is None
+
+
+def test_the_input_server_ends_when_closed_without_waiting_for_its_poll(tmp_path, monkeypatch):
+    """``close`` wakes the server's loop: even a loop that would wait on its sockets for ever
+    ends (each run used to wait out a 0.2 s poll here)."""
+    import select as real_select
+    import types
+
+    from autograder.grader.sandbox import inputs
+
+    def forever(r, w, x, timeout=None):
+        return real_select.select(r, w, x)
+    monkeypatch.setattr(inputs, "select", types.SimpleNamespace(select=forever))
+    server = inputs._InputServer({}, tmp_path / "inputs")
+    server.start()
+    server.close()
+    assert not server.is_alive()
+    assert not (tmp_path / "inputs").exists()
+    server.close()  # twice is harmless

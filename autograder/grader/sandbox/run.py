@@ -270,7 +270,11 @@ def _watch(proc, reader: JobReader, limits: Limits, hard: float) -> tuple[str, i
     (the run can resume after it)."""
     cell, since, finished = None, time.monotonic(), None
     while proc.poll() is None:
-        time.sleep(0.05)
+        try:  # a run that ends is seen at once, not at the next tick
+            proc.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
         now = time.monotonic()
         try:
             seen = int(reader.read_json("result/progress.json", 512)["cell"])
