@@ -56,6 +56,8 @@ def test_only_arrays_of_numbers_are_written():
         pack_arrays({"o": np.array([object()], dtype=object)})
     with pytest.raises(BadRecording):
         pack_arrays({"s": np.zeros(2, dtype=[("a", "f8"), ("b", "i4")])})
+    with pytest.raises(BadRecording):  # what unpacking would refuse is not written either
+        pack_arrays({"deep": np.zeros((1,) * (recording.MAX_DIMS + 1))})
 
 
 def _blob(table, payload=b"", magic=recording.ARRAYS_MAGIC):

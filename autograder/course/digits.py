@@ -6,7 +6,7 @@ nothing is downloaded. ``sklearn.datasets.load_digits`` reads that same file, bu
 scikit-learn costs about a core-second, once per grading run, per Dask worker and per kit build;
 ``np.loadtxt`` reads it in a few milliseconds. Where the file is not found (a scikit-learn that
 keeps it elsewhere), scikit-learn's own loader is used, so the values are the same either way
-(``tests/test_grading.py`` compares them).
+(``tests/test_reference.py`` compares them).
 """
 from __future__ import annotations
 

@@ -132,6 +132,8 @@ def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
         a = np.asarray(value)
         if a.dtype.kind not in "biufc" or a.dtype.fields is not None:
             raise BadRecording(f"only arrays of numbers are written, not {a.dtype}")
+        if a.ndim > MAX_DIMS:  # what unpack_arrays would refuse
+            raise BadRecording(f"an array of more than {MAX_DIMS} dimensions is not written")
         fortran = bool(a.flags.f_contiguous and not a.flags.c_contiguous)
         data = a.tobytes(order="F" if fortran else "C")
         pad = -at % _ALIGN
@@ -151,7 +153,8 @@ def _natural(x) -> bool:
 def unpack_arrays(blob: bytes, untrusted: bool = False) -> dict[str, np.ndarray]:
     """The arrays :func:`pack_arrays` wrote, each a fresh writable copy. Anything else is a
     BadRecording; an ``untrusted`` blob is held to ``MAX_META_BYTES`` of table, ``MAX_VALUES``
-    x 4 arrays and ``MAX_ARRAY_BYTES`` unpacked (an entry may not name bytes twice over)."""
+    x 4 arrays and ``MAX_ARRAY_BYTES`` unpacked (summed over the entries, so entries that name
+    the same bytes cannot multiply what is unpacked)."""
     view = memoryview(blob)
     start = len(ARRAYS_MAGIC)
     if bytes(view[:start]) != ARRAYS_MAGIC or len(view) < start + _TABLE_LENGTH.size:
