@@ -44,11 +44,13 @@ def _honest(assignment: str):
 
 
 def cpu_seconds() -> float:
-    """CPU seconds of this process (every thread), of its children that have been waited for, and
-    of this thread's live feedback renderer."""
+    """CPU seconds of this process (every thread), of its children that have been waited for, of
+    this thread's live feedback renderer and of the live zygote (with the runs it forked)."""
     from autograder.grader.feedback import live_renderer_cpu
+    from autograder.grader.sandbox import zygote
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live_renderer_cpu()
+    return (me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live_renderer_cpu()
+            + zygote.cpu_seconds())
 
 
 def _adopt_orphans() -> bool:
@@ -194,6 +196,11 @@ def breakdown(assignment: str, mode: str, repeat: int = 3) -> dict[str, tuple[fl
 
     def less(a, b):
         return tuple(max(x - y, 0.0) for x, y in zip(best[a], best[b]))
+    from autograder.grader.sandbox import zygote
+    if mode != "none" and zygote.shared() is not None:  # runs are forked: no interpreter starts
+        return dict(zip(STAGES, (tuple(best["true"]), (0.0, 0.0), less("empty", "true"),
+                                 less("cells", "empty"), less("recorded", "cells"),
+                                 less("judge", "judge only"), tuple(best["judge only"]))))
     return dict(zip(STAGES, (tuple(best["true"]), less("python", "true"), less("empty", "python"),
                              less("cells", "empty"), less("recorded", "cells"), less("judge", "judge only"),
                              tuple(best["judge only"]))))

@@ -32,10 +32,16 @@ Both give the same protections:
 Everything the run leaves in the job directory is hostile: :class:`JobReader` opens only regular
 files, never through a symlink, with a size bound, without blocking, and never lists a directory.
 
+The notebook's interpreter is forked into that sandbox from a pre-imported one (``zygote``: numpy
+and IPython loaded, nothing of the grader's), which enters the sandbox's namespaces and drops what
+bubblewrap drops, so it holds what a fresh interpreter there would; ``BN_ZYGOTE=0`` starts a fresh
+interpreter per notebook instead.
+
 The folder splits by concern: ``settings`` (limits, results), ``bwrap`` (mode and view), ``jobs``
 (scratch space), ``memory`` (caps), ``inputs`` (hidden inputs served per case), ``run`` (the
-watchdog), ``reader`` (the hostile-file reader). Nothing here runs beside student code except
-what ``autograder/student`` ships.
+watchdog), ``reader`` (the hostile-file reader), ``zygote`` (runs forked from a pre-imported
+interpreter). Nothing here runs beside student code except what ``autograder/student`` ships
+(and, below the runner in its call stack, the zygote's few functions that started it).
 """
 from autograder.grader.sandbox.bwrap import (
                                                 _bwrap_args,

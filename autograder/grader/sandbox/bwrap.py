@@ -76,7 +76,10 @@ def pick_mode(wanted: str = "auto") -> str:
 
 
 def describe_mode(mode: str, limits: "Limits | None" = None) -> str:
+    from autograder.grader.sandbox import zygote
     memory = f"; {memory_plan(limits).describe()}" if limits is not None else ""
+    if mode != "none" and not zygote._off():
+        memory += "; runs forked from a pre-imported interpreter (BN_ZYGOTE=0: a fresh one each)"
     if mode == "root":
         return "sandbox: root mode (bubblewrap, student code as per-worker uids 61000+)" + memory
     if mode == "user":
@@ -107,6 +110,18 @@ def _prefix_bin() -> Path:
 
 def sandbox_python() -> str:
     return str(_prefix_bin() / Path(sys.executable).name)
+
+
+SANDBOX_CWD = "/tmp"
+
+
+def sandbox_env(extra_env: dict | None = None) -> dict:
+    """The whole environment of the sandboxed notebook (bubblewrap clears everything else)."""
+    return {"PATH": f"{_prefix_bin()}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONPATH": "/course", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/rt",
+            "JUPYTER_PLATFORM_DIRS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1", recording.RECORD_ENV: "/job/record", **(extra_env or {})}
 
 
 def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
@@ -143,14 +158,9 @@ def _bwrap_args(mode: str, course: Path | None, job: Path | None, slot: int,
         args += ["--bind", str(job), "/job"]
     if grader is not None:  # the input server's socket, read-only: the server decides who it answers
         args += ["--ro-bind", str(grader), "/grader"]
-    env = {"PATH": f"{_prefix_bin()}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
-           "PYTHONPATH": "/course", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": "/tmp/mpl", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/rt",
-           "JUPYTER_PLATFORM_DIRS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", recording.RECORD_ENV: "/job/record", **(extra_env or {})}
-    for key, value in env.items():
+    for key, value in sandbox_env(extra_env).items():
         args += ["--setenv", key, value]
-    args += ["--chdir", "/tmp", "--"]
+    args += ["--chdir", SANDBOX_CWD, "--"]
     if mode == "root":
         uid = FIRST_UID + slot
         args += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",

@@ -128,18 +128,24 @@ def close_cgroups() -> None:
 USER_MODE_OVERHEAD = 4
 
 
+def rlimits(limits: Limits, plan: MemoryPlan | None = None, overhead: int = 0) -> list[tuple[int, int]]:
+    """The sandbox's rlimits: (resource, value) pairs, soft and hard alike."""
+    plan = plan or MemoryPlan(None, limits.processes, limits.memory_bytes, 0)
+    return [(resource.RLIMIT_AS, plan.address_space),
+            (resource.RLIMIT_NPROC, plan.processes + overhead),
+            (resource.RLIMIT_FSIZE, limits.file_bytes),
+            (resource.RLIMIT_NOFILE, limits.open_files),
+            (resource.RLIMIT_CORE, 0)]
+
+
 def _limit(limits: Limits, plan: MemoryPlan | None = None, cgroup: _Cgroup | None = None,
            overhead: int = 0):
-    plan = plan or MemoryPlan(None, limits.processes, limits.memory_bytes, 0)
+    pairs = rlimits(limits, plan, overhead)
 
     def apply():
         os.setsid()
         if cgroup is not None:
             cgroup.join()
-        for what, value in ((resource.RLIMIT_AS, plan.address_space),
-                            (resource.RLIMIT_NPROC, plan.processes + overhead),
-                            (resource.RLIMIT_FSIZE, limits.file_bytes),
-                            (resource.RLIMIT_NOFILE, limits.open_files),
-                            (resource.RLIMIT_CORE, 0)):
+        for what, value in pairs:
             resource.setrlimit(what, (value, value))
     return apply

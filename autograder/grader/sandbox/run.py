@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -15,7 +17,14 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
-from autograder.grader.sandbox.bwrap import _bwrap_args, sandbox_python
+from autograder.grader.sandbox import zygote
+from autograder.grader.sandbox.bwrap import (
+    SANDBOX_CWD,
+    _bwrap_args,
+    bwrap_path,
+    sandbox_env,
+    sandbox_python,
+)
 from autograder.grader.sandbox.inputs import _InputServer
 from autograder.grader.sandbox.jobs import RunDir, _enter, _Job
 from autograder.grader.sandbox.memory import (
@@ -23,6 +32,7 @@ from autograder.grader.sandbox.memory import (
     _Cgroup,
     _limit,
     memory_plan,
+    rlimits,
 )
 from autograder.grader.sandbox.reader import JobReader, read_results
 from autograder.grader.sandbox.settings import (
@@ -123,25 +133,43 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
                    **server.env()}
             preexec, cgroup = os.setsid, None
         else:
-            cmd = (_enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot, limits.tmp_bytes,
-                                                   server.env("/grader"), server.folder)
-                   + [sandbox_python(), "-m", "autograder.student.runner", "/job", *clocks])
+            prefix = _enter(job, mode) + _bwrap_args(mode, run_dir.course, job.path, slot, limits.tmp_bytes,
+                                                     server.env("/grader"), server.folder)
+            cmd = prefix + [sandbox_python(), "-m", "autograder.student.runner", "/job", *clocks]
             cgroup = None
             if plan.cgroup is not None:
                 try:
                     cgroup = _Cgroup(plan.cgroup, f"job-{Path(root).name}-{len(skip)}", plan.total)
                 except OSError:
                     cgroup = None
-            env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(
-                limits, plan, cgroup, USER_MODE_OVERHEAD if mode == "user" else 0)
+            overhead = USER_MODE_OVERHEAD if mode == "user" else 0
+            env, preexec = {"PATH": "/usr/bin:/bin"}, _limit(limits, plan, cgroup, overhead)
         err_path = run_dir.scratch("logs") / f"{Path(root).name}-{slot}.log"
         try:
             with open(err_path, "wb") as log:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=log, env=env, preexec_fn=preexec)
+                proc, init = None, -1
+                starter = zygote.shared() if mode != "none" else None
+                if starter is not None:
+                    zygote_job = {
+                        "argv": ["/job", *clocks], "env": {**sandbox_env(server.env("/grader")), "PWD": SANDBOX_CWD},
+                        "cwd": SANDBOX_CWD, "uid": FIRST_UID + slot if mode == "root" else None,
+                        "rlimits": rlimits(limits, plan, overhead + ZYGOTE_OVERHEAD),
+                        "cgroup": str(cgroup.path) if cgroup is not None else None}
+                    proc, init = _start_from_zygote(
+                        starter, prefix, zygote_job, log, env,
+                        _limit(limits, plan, cgroup, overhead + ZYGOTE_OVERHEAD), min(left, 30.0))
+                if proc is None:
+                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=log, env=env, preexec_fn=preexec)
                 server.start()
                 killed, stuck = _watch(proc, reader, limits, time.monotonic() + left + GRACE)
         finally:
+            if init >= 0:  # the sandbox's init: with it goes everything in the sandbox (in root
+                try:       # mode its uid change cleared the parent-death signal bubblewrap set)
+                    signal.pidfd_send_signal(init, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                os.close(init)
             server.close()
             if cgroup is not None:
                 oom += cgroup.oom_kills()
@@ -177,6 +205,105 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
             status = "cell-timeout"
     results = read_results(reader, manifest)
     return RunResult(status, reason[:300], executed, results, time.monotonic() - start)
+
+
+# The sandbox's first process, pid 1 there, when the runner comes from the zygote: it says it is
+# ready (the kernel names it to the grader), reaps what it adopts (the runner among them) as
+# bubblewrap's init does, and exits at EOF on stdin, which the grader closes when the runner
+# exits. Being pid 1, the notebook cannot signal it (bubblewrap's init is as safe).
+WAITER_CODE = (
+    "import os, select\n"
+    "os.write(1, b'ready\\n')\n"
+    "while True:\n"
+    "    ready = select.select([0], [], [], 0.25)[0]\n"
+    "    while True:\n"
+    "        try:\n"
+    "            if os.waitpid(-1, os.WNOHANG)[0] == 0:\n"
+    "                break\n"
+    "        except ChildProcessError:\n"
+    "            break\n"
+    "    if ready and not os.read(0, 64):\n"
+    "        break\n")
+ZYGOTE_OVERHEAD = 2  # the waiter and the zygote's child count against the sandbox's processes
+_UCRED = struct.Struct("3i")
+
+
+def _start_from_zygote(starter, prefix: list[str], job: dict, log, env: dict, preexec,
+                       timeout: float):
+    """Build the sandbox around a waiting process and have the zygote fork the runner into it.
+    Returns the sandbox's process (it ends with the run) and a pidfd of the waiting process (the
+    sandbox's init, -1 if it never said it was ready; the caller kills and closes it), or
+    (None, -1) when the zygote failed: it is then turned off for this grader and the run starts
+    the plain way."""
+    keep_r, keep_w = os.pipe()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    pidfd = rootfd = -1
+    ending = False
+    try:
+        try:
+            marker = prefix.index("--", prefix.index(bwrap_path()))  # the waiter is the sandbox's pid 1
+            waiter = (prefix[:marker] + ["--as-pid-1"] + prefix[marker:]
+                      + [sandbox_python(), "-I", "-S", "-c", WAITER_CODE])
+            proc = subprocess.Popen(waiter, stdin=keep_r, stdout=theirs.fileno(), stderr=log,
+                                    env=env, preexec_fn=preexec)
+        finally:
+            os.close(keep_r)
+            theirs.close()
+        ours.settimeout(timeout)
+        try:
+            message, ancillary, _, _ = ours.recvmsg(64, socket.CMSG_SPACE(_UCRED.size))
+        except OSError:
+            message, ancillary = b"", []
+        pid = next((_UCRED.unpack(data[:_UCRED.size])[0] for level, kind, data in ancillary
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+                    and len(data) >= _UCRED.size), None)
+        if message != b"ready\n" or not pid:
+            return proc, -1  # bubblewrap did not start: its own words are in the log, as before
+        try:
+            pidfd = os.pidfd_open(pid)
+            rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            namespaces = 0
+            for name, flag in zygote.NAMESPACES.items():
+                theirs_ns, own = os.stat(f"/proc/{pid}/ns/{name}"), os.stat(f"/proc/self/ns/{name}")
+                if (theirs_ns.st_dev, theirs_ns.st_ino) != (own.st_dev, own.st_ino):
+                    namespaces |= flag
+                elif name in zygote.REQUIRED:
+                    raise zygote.ZygoteBroken(f"the sandbox shares the grader's {name} namespace")
+            signal.pidfd_send_signal(pidfd, 0)  # still the waiting process: its root and ns are its own
+            runner = starter.spawn({**job, "namespaces": namespaces}, [pidfd, rootfd, log.fileno()],
+                                   timeout)
+        except (zygote.ZygoteBroken, OSError) as exc:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if pidfd >= 0:
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+            zygote.broken(f"{type(exc).__name__}: {exc}")
+            return None, -1
+        threading.Thread(target=_end_with, args=(runner, keep_w), daemon=True).start()
+        ending = True
+        return proc, pidfd
+    finally:
+        for fd in (rootfd,) + (() if ending else (pidfd, keep_w)):
+            if fd >= 0:
+                os.close(fd)
+        ours.close()
+
+
+def _end_with(runner: int, keep_w: int) -> None:
+    """When the runner exits (or is killed with its sandbox), the waiter's stdin closes."""
+    import select
+    try:
+        select.select([runner], [], [])
+    finally:
+        os.close(keep_w)
+        os.close(runner)
 
 
 AFTER_INPUTS = ("[the grader does not show this cell's output: the cell ran after a check had "
