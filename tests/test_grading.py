@@ -487,3 +487,39 @@ def test_feedback_exporter_gives_the_page_nbconvert_gives_without_its_soup_pass(
                                                    metadata={"image/jpeg": "x"})]
     page, _ = feedback_exporter()(config=config).from_notebook_node(nb)
     assert [img.get("alt") for img in BeautifulSoup(page, "html.parser").find_all("img")] == [IMAGE_ALT]
+
+
+def test_overwrite_cells_at_once_restores_what_nbgraders_own_restores(graded_class, tmp_path):
+    """``OverwriteCellsAtOnce`` reads a notebook's rows in one go; what it makes of a tampered
+    notebook (a locked cell edited, points raised, a cell's type changed, an unknown id) is what
+    nbgrader's ``OverwriteCells`` makes of it, with fewer queries."""
+    import copy
+
+    from nbgrader.preprocessors import OverwriteCells
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from autograder.grader.plugins import OverwriteCellsAtOnce
+    url, nb, resources = _autograded_copy(graded_class, tmp_path)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    locked = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("locked")]
+    assert len(graded) >= 2 and locked
+    locked[0].source = "print('edited by the student')"
+    graded[0].metadata.nbgrader["points"] = 1000
+    graded[1].cell_type = "markdown"
+    graded[-1].metadata.nbgrader["grade_id"] = "not-in-the-gradebook"
+    made, queries = {}, {}
+    for cls in (OverwriteCells, OverwriteCellsAtOnce):
+        seen = []
+
+        def count(*args, into=seen):
+            into.append(1)
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            made[cls], _ = cls().preprocess(copy.deepcopy(nb), copy.deepcopy(resources))
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        queries[cls] = len(seen)
+    assert made[OverwriteCellsAtOnce] == made[OverwriteCells]
+    assert made[OverwriteCells] != nb  # the tampering was undone
+    assert queries[OverwriteCellsAtOnce] < queries[OverwriteCells] / 2, queries

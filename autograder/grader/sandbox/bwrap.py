@@ -17,6 +17,7 @@ from autograder.grader.sandbox.settings import (
     SANDBOX_UID,
     Limits,
     SandboxUnavailable,
+    zygote_enabled,
 )
 from autograder.student import recording
 
@@ -76,9 +77,8 @@ def pick_mode(wanted: str = "auto") -> str:
 
 
 def describe_mode(mode: str, limits: "Limits | None" = None) -> str:
-    from autograder.grader.sandbox import zygote
     memory = f"; {memory_plan(limits).describe()}" if limits is not None else ""
-    if mode != "none" and not zygote._off():
+    if mode != "none" and zygote_enabled():
         memory += "; runs forked from a pre-imported interpreter (BN_ZYGOTE=0: a fresh one each)"
     if mode == "root":
         return "sandbox: root mode (bubblewrap, student code as per-worker uids 61000+)" + memory

@@ -13,6 +13,12 @@ RUN_PREFIX = "bn-grader-"
 LEGACY_PREFIXES = ("bn-course-", "bn-job-", "bn-release-")
 
 
+def zygote_enabled() -> bool:
+    """Runs are forked from a pre-imported interpreter (``zygote``) unless ``BN_ZYGOTE=0``."""
+    import os
+    return os.environ.get("BN_ZYGOTE", "1").strip().lower() not in ("0", "no", "off", "false")
+
+
 class SandboxUnavailable(RuntimeError):
     """Neither sandbox mode can start here; grading refuses unless --no-sandbox is given."""
 
