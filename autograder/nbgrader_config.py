@@ -36,6 +36,9 @@ c.CourseDirectory.db_url = os.environ.get("BN_GRADEBOOK_URL", "sqlite:///" + os.
 
 c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
+# nbconvert validates the whole notebook against nbformat's schema after every preprocessor
+# (a tenth of nbgrader's time per notebook); once, after the last, still refuses an invalid result.
+c.Exporter.optimistic_validation = True
 # Every page nbconvert renders from a submission (feedback, formgrader's views) is sanitized:
 # student markdown and outputs may hold raw HTML, scripts or javascript: links.
 c.HTMLExporter.sanitize_html = True

@@ -375,6 +375,93 @@ def test_a_notebooks_autogrades_are_saved_in_one_transaction(graded_class, tmp_p
         assert any(v is not None for v in after_failure.values()), after_failure
 
 
+def test_save_autogrades_at_once_saves_what_nbgraders_own_saves(graded_class, tmp_path):
+    """``SaveAutoGradesAtOnce`` reads a notebook's grade and comment rows in two queries; the
+    rows it leaves (auto scores, the manual-grading flags, auto comments) are those nbgrader's
+    ``SaveAutoGrades`` leaves, for code, written-answer and task cells (a task cell is found
+    by name after the grade and solution cells, as nbgrader's ``find_grade``/``find_comment``
+    do; the course has none yet, so one is added here), with under half the queries."""
+    import copy
+
+    import nbformat
+    from nbgrader.api import Comment, Grade, Gradebook
+    from nbgrader.preprocessors import SaveAutoGrades
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from autograder.grader.config import speed_up_nbgrader
+    from autograder.grader.plugins import SaveAutoGradesAtOnce
+    speed_up_nbgrader()
+    saved, queries = {}, {}
+    for cls in (SaveAutoGrades, SaveAutoGradesAtOnce):
+        url, nb, resources = _autograded_copy(graded_class, tmp_path / cls.__name__)
+        with Gradebook(url) as gb:
+            task = gb.add_task_cell("a-task", "ch2_forward", "ch2_forward", max_score=2.0,
+                                    cell_type="markdown")
+            sub = gb.find_submission_notebook("ch2_forward", "ch2_forward", "sample-honest")
+            gb.db.add_all([Grade(cell_id=task.id, notebook=sub), Comment(cell_id=task.id, notebook=sub)])
+            gb.db.commit()
+        nb = copy.deepcopy(nb)
+        nb.cells.append(nbformat.v4.new_markdown_cell("Explain.", metadata={"nbgrader": {
+            "grade": True, "solution": False, "locked": True, "task": True, "points": 2.0,
+            "grade_id": "a-task", "schema_version": 3}}))
+        kinds = {c.metadata.nbgrader.get("grade_id"): (c.cell_type, bool(c.metadata.nbgrader.get("solution")))
+                 for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+        assert ("markdown", True) in kinds.values() and ("code", False) in kinds.values()
+        seen = []
+
+        def count(*args, into=seen):
+            into.append(1)
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            cls().preprocess(nb, copy.deepcopy(resources))
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        queries[cls] = len(seen)
+        with Gradebook(url) as gb:
+            sub = gb.find_submission_notebook("ch2_forward", "ch2_forward", "sample-honest")
+            saved[cls] = ({g.cell.name: (g.auto_score, g.needs_manual_grade) for g in sub.grades},
+                          {c.cell.name: c.auto_comment for c in sub.comments})
+    grades, comments = saved[SaveAutoGradesAtOnce]
+    assert saved[SaveAutoGradesAtOnce] == saved[SaveAutoGrades]
+    assert grades["a-task"] == (None, True) and comments["a-task"] != "blanked"
+    assert any(score for score, _ in grades.values())
+    assert queries[SaveAutoGradesAtOnce] < queries[SaveAutoGrades] / 2, queries
+
+
+def test_cell_metadata_is_judged_as_jsonschema_judges_it_when_remembered():
+    """The validator nbgrader's metadata check is given remembers only metadata it found valid:
+    every value here gets jsonschema's own verdict and message, the first time and again."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import nbgrader.nbgraderformat as fmt
+    from nbgrader.nbgraderformat import common
+
+    from autograder.grader.config import speed_up_nbgrader
+    speed_up_nbgrader()
+    schema = json.loads((Path(fmt.__file__).parent / "v3.json").read_text())
+    good = {"schema_version": 3, "grade": True, "solution": False, "locked": True, "points": 2,
+            "grade_id": "cell-1"}
+    variants = [good, {**good, "points": 2.0}, {**good, "points": True}, {**good, "points": -1},
+                {**good, "schema_version": 3.0}, {**good, "schema_version": True},
+                {**good, "grade": 1}, {**good, "grade_id": "a b"}, {**good, "grade_id": "ok\n"},
+                {**good, "extra": 1}, {k: v for k, v in good.items() if k != "locked"},
+                {**good, "points": float("nan")}, {**good, "checksum": "0" * 32},
+                {**good, "checksum": "0" * 31}, {**good, "cell_type": "raw"}, {**good, "cell_type": "html"}]
+    def verdict(validate, meta):
+        try:  # fresh values each call: nothing is remembered by identity
+            validate(json.loads(json.dumps(meta)), json.loads(json.dumps(schema)))
+            return "valid"
+        except jsonschema.ValidationError as e:
+            return e.message
+    for round_ in range(2):
+        for meta in variants:
+            assert verdict(common.jsonschema.validate, meta) == verdict(jsonschema.validate, meta), (round_, meta)
+    assert common.jsonschema.validate is not jsonschema.validate
+
+
 def test_an_sqlite_gradebook_is_reopened_on_its_pooled_connections_until_the_file_changes(graded_class, tmp_path):
     """Once an SQLite gradebook file was found ready, opening it again runs no schema query and
     closing it keeps its connection in the pool; a file deleted and made again at the same path

@@ -47,6 +47,51 @@ def test_reference_is_deterministic_without_importing_the_compiler_or_sklearn():
     assert out.split() == ["True", "True", "[]", "(1797,", "64)", "9"], out
 
 
+def test_sgd_step_is_torch_optim_sgd_bit_for_bit():
+    """The written-out step against ``torch.optim.SGD`` itself, over several steps of a network
+    with a BatchNorm layer (a parameter without a gradient included)."""
+    import torch
+    torch.manual_seed(0)
+
+    def net():
+        torch.manual_seed(1)
+        return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.BatchNorm1d(7), torch.nn.Tanh(),
+                                   torch.nn.Linear(7, 3)).double()
+    ours, theirs = net(), net()
+    spare = [torch.nn.Parameter(torch.ones(2, dtype=torch.float64))]  # never in the loss
+    opt = torch.optim.SGD(list(theirs.parameters()) + spare, lr=0.37)
+    spare_ours = [torch.nn.Parameter(torch.ones(2, dtype=torch.float64))]
+    for step in range(4):
+        x = torch.randn(6, 5, dtype=torch.float64)
+        ours(x).square().sum().backward()
+        R.sgd_step(list(ours.parameters()) + spare_ours, 0.37)
+        opt.zero_grad()
+        theirs(x).square().sum().backward()
+        opt.step()
+        for a, b in zip(ours.parameters(), theirs.parameters()):
+            assert a.grad is None
+            assert torch.equal(a, b), step
+    assert torch.equal(spare_ours[0], spare[0])
+
+
+def test_no_reference_imports_the_compiler():
+    """``torch.optim``'s first optimizer imports torch._dynamo (1.4 s of a grading process): the
+    training references (chapters 1 and 4) step with ``sgd_step`` instead. Every check's
+    reference runs here, on its first case."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from autograder.course import checks\n"
+            "from autograder.course.cases import CHECKS\n"
+            "for c in CHECKS.values():\n"
+            "    checks.expected_outputs(c, c.cases[0])\n"
+            "print(len(CHECKS), {'train_sigmoid_mlp', 'train_bn_mlp'} <= set(CHECKS),"
+            " sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    n, both, imported = out.split(maxsplit=2)
+    assert int(n) > 20 and both == "True" and imported.strip() == "[]", out
+
+
 def test_digits_are_scikit_learns():
     from sklearn.datasets import load_digits
 

@@ -187,22 +187,51 @@ def _validate_metadata_with_one_validator() -> None:
     """nbgrader validates every cell's nbgrader metadata with ``jsonschema.validate(meta, schema)``,
     which checks the schema itself against its metaschema on every call: 3 ms a cell, 50 ms a
     notebook, twice per notebook. The same check, with the schema checked once and its validator
-    kept (``jsonschema.validate`` is ``check_schema``, then the best-matching error raised)."""
+    kept (``jsonschema.validate`` is ``check_schema``, then the best-matching error raised). nbgrader
+    loads the schema afresh for every notebook, so it is known by its JSON text. And a class's
+    cells carry the same few metadata (the released notebook's, each checked twice per
+    submission): a metadata found valid is remembered by its JSON text (``json.dumps`` tells
+    ``true``, ``1`` and ``1.0`` apart, as the schema's types do) and not validated again."""
+    import json
+    import threading
+
     import jsonschema
     from nbgrader.nbgraderformat import common
-    kept: dict = {}
+    texts: dict = {}  # id(schema) -> (schema, its JSON text): the same dict is not dumped twice
+    kept: dict = {}  # schema's JSON text -> its validator
+    valid: dict = {}  # (schema's JSON text, metadata's) -> True, bounded
+    lock = threading.Lock()
 
     def validate(instance, schema, *args, **kwargs):
         if args or kwargs:
             return jsonschema.validate(instance, schema, *args, **kwargs)
-        entry = kept.get(id(schema))
-        if entry is None or entry[0] is not schema:
+        named = texts.get(id(schema))
+        if named is None or named[0] is not schema:
+            named = (schema, json.dumps(schema, sort_keys=True))
+            with lock:
+                if len(texts) >= 64:
+                    texts.clear()
+                texts[id(schema)] = named
+        key = named[1]
+        checker = kept.get(key)
+        if checker is None:
             cls = jsonschema.validators.validator_for(schema)
             cls.check_schema(schema)
-            entry = kept[id(schema)] = (schema, cls(schema))
-        error = jsonschema.exceptions.best_match(entry[1].iter_errors(instance))
+            checker = kept[key] = cls(schema)
+        try:
+            text = json.dumps(instance, sort_keys=True)
+        except (TypeError, ValueError):  # not JSON (a notebook read from disk always is)
+            text = None
+        if text is not None and (key, text) in valid:
+            return
+        error = jsonschema.exceptions.best_match(checker.iter_errors(instance))
         if error is not None:
             raise error
+        if text is not None:
+            with lock:
+                if len(valid) >= 4096:
+                    valid.clear()
+                valid[(key, text)] = True
 
     class _Jsonschema:
         def __getattr__(self, name):

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nbformat.v4 import new_output
+from nbformat import from_dict
 
 from autograder.course import cases, checks
 from autograder.grader.safety import safe_text
@@ -137,10 +137,13 @@ def _why_missing(executed, index: int, cell, function: str, run_reason: str) -> 
 
 
 def _outputs(outcome: CellOutcome):
-    """Test-cell outputs nbgrader's SaveAutoGrades understands: an error output means 0 points."""
+    """Test-cell outputs nbgrader's SaveAutoGrades understands: an error output means 0 points.
+    Built as plain nodes: ``nbformat.v4.new_output`` validates each against the schema, and the
+    exporter validates the whole notebook once it is done."""
     text = "\n".join(outcome.messages)
     if outcome.passed:
-        return [new_output("stream", name="stdout", text="\u2713 " + text + "\n")]
+        return [from_dict({"output_type": "stream", "name": "stdout", "text": "\u2713 " + text + "\n"})]
     lines = [ln for m in outcome.messages
              for ln in textwrap.wrap(f"AssertionError: {m}", 100, subsequent_indent="    ")]
-    return [new_output("error", ename="AssertionError", evalue=text, traceback=["\n".join(lines)])]
+    return [from_dict({"output_type": "error", "ename": "AssertionError", "evalue": text,
+                       "traceback": ["\n".join(lines)]})]

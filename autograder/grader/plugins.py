@@ -303,7 +303,27 @@ def _parse(source: str):
         return None
 
 
-def _checked_names(source: str) -> list[str]:
+def _remembered(function):
+    """``function`` of a cell's source, remembered for sources up to 64 KB (a class's cells are
+    mostly the released ones, and sanitize runs twice per submission); bounded. ``function``
+    returns what callers only read (tuples, frozensets)."""
+    cache: dict = {}
+
+    def wrapper(source: str):
+        if len(source) > 65536:
+            return function(source)
+        found = cache.get(source)
+        if found is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            found = cache[source] = function(source)
+        return found
+    wrapper.__doc__, wrapper.__wrapped__ = function.__doc__, function
+    return wrapper
+
+
+@_remembered
+def _checked_names(source: str) -> tuple[str, ...]:
     """The student-side names a check cell evaluates: ``fn`` in ``check("name", fn)``."""
     names = []
     tree = _parse(source)
@@ -311,7 +331,17 @@ def _checked_names(source: str) -> list[str]:
         if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"
                 and len(node.args) >= 2 and isinstance(node.args[1], ast.Name)):
             names.append(node.args[1].id)
-    return names
+    return tuple(names)
+
+
+@_remembered
+def _cell_bindings(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``_top_level_bindings`` of a code cell's source (nothing for one that does not parse)."""
+    tree = _parse(source)
+    if tree is None:
+        return frozenset(), frozenset()
+    every, plain = _top_level_bindings(tree)
+    return frozenset(every), frozenset(plain)
 
 
 _SOURCES: dict = {}
@@ -358,17 +388,21 @@ class OverwriteCellsAtOnce(OverwriteCells):
 
 
 class _NotebookRows:
-    """One notebook's source and graded cells by name, answering as the gradebook does."""
+    """One notebook's source and graded cells by name, answering as the gradebook does. Each kind
+    is read with its own query: a cell read through ``Notebook.grade_cells`` is a ``BaseCell``
+    row whose own columns (``max_score``, ``cell_type``) SQLAlchemy then loads one cell at a time."""
 
     def __init__(self, gradebook: object, notebook: str, assignment: str):
-        from nbgrader.api import MissingEntry
+        from nbgrader.api import GradeCell, MissingEntry, SourceCell
         self._missing = MissingEntry
         try:
             found = gradebook.find_notebook(notebook, assignment)
-            self.source = {c.name: c for c in found.source_cells}
-            self.graded = {c.name: c for c in found.grade_cells}
         except MissingEntry:
             self.source, self.graded = {}, {}
+            return
+        db = gradebook.db
+        self.source = {c.name: c for c in db.query(SourceCell).filter(SourceCell.notebook_id == found.id)}
+        self.graded = {c.name: c for c in db.query(GradeCell).filter(GradeCell.notebook_id == found.id)}
 
     def find_source_cell(self, name: str, notebook: str, assignment: str):
         if name not in self.source:
@@ -379,6 +413,60 @@ class _NotebookRows:
         if name not in self.graded:
             raise self._missing()
         return self.graded[name]
+
+
+class _SubmissionRows:
+    """One submitted notebook's grades and comments by cell name, read in two queries, answering
+    ``find_grade`` and ``find_comment`` as the gradebook does (a grade cell's name before a task
+    cell's, a solution cell's before a task cell's; ``MissingEntry`` for none); everything else
+    is the gradebook's own."""
+
+    def __init__(self, gradebook: object, notebook: str, assignment: str, student: str):
+        from nbgrader.api import (
+            Assignment,
+            BaseCell,
+            Comment,
+            Grade,
+            MissingEntry,
+            Notebook,
+            Student,
+            SubmittedAssignment,
+            SubmittedNotebook,
+        )
+        self._gradebook, self._missing = gradebook, MissingEntry
+
+        def rows(kind):
+            query = (gradebook.db.query(kind, BaseCell.name, BaseCell.type)
+                     .join(BaseCell, BaseCell.id == kind.cell_id)
+                     .join(SubmittedNotebook, SubmittedNotebook.id == kind.notebook_id)
+                     .join(Notebook, Notebook.id == SubmittedNotebook.notebook_id)
+                     .join(SubmittedAssignment, SubmittedAssignment.id == SubmittedNotebook.assignment_id)
+                     .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
+                     .join(Student, Student.id == SubmittedAssignment.student_id)
+                     .filter(Notebook.name == notebook, Assignment.name == assignment, Student.id == student))
+            found: dict = {}
+            for row, name, cell_type in query:
+                found.setdefault((name, cell_type), []).append(row)
+            return found
+        self._grades, self._comments = rows(Grade), rows(Comment)
+
+    def __getattr__(self, name):
+        return getattr(self._gradebook, name)
+
+    def _one(self, rows: dict, name: str, kinds: tuple[str, str]):
+        for kind in kinds:
+            found = rows.get((name, kind), [])
+            if len(found) == 1:
+                return found[0]
+            if found:  # as ``Query.one`` would: more than one is not an answer
+                raise self._missing()
+        raise self._missing()
+
+    def find_grade(self, grade_cell: str, notebook: str, assignment: str, student: str):
+        return self._one(self._grades, grade_cell, ("GradeCell", "TaskCell"))
+
+    def find_comment(self, solution_cell: str, notebook: str, assignment: str, student: str):
+        return self._one(self._comments, solution_cell, ("SolutionCell", "TaskCell"))
 
 
 class RestoreCheckCells(NbGraderPreprocessor):
@@ -410,14 +498,14 @@ class RestoreCheckCells(NbGraderPreprocessor):
         copies = resources.get("copies_of", {})
 
         def bindings(cells):
-            parsed = [_parse(c.source) if c.cell_type == "code" else None for c in cells]
-            return parsed, [_top_level_bindings(t) if t is not None else (set(), set()) for t in parsed]
+            return [_cell_bindings(c.source) if c.cell_type == "code" else (frozenset(), frozenset())
+                    for c in cells]
 
         def defines(i, cell, name, bound):
             return name in bound[i][0] or (_grade_id(cell) or copies.get(id(cell))) == name
 
         # a present check with no definition of its function above it, but one below: stranded
-        _, bound = bindings(nb.cells)
+        bound = bindings(nb.cells)
         stranded = []
         for k, cell in enumerate(nb.cells):
             names = _checked_names(trusted.get(_grade_id(cell), cell.source)) if _is_test(cell) else []
@@ -430,7 +518,8 @@ class RestoreCheckCells(NbGraderPreprocessor):
         if not missing:
             return nb, resources
         cells = [c for c in nb.cells if not any(c is s for s in stranded)]
-        parsed, bound = bindings(cells)
+        bound = bindings(cells)
+        parsed = [_parse(c.source) if c.cell_type == "code" else None for c in cells]
         kept = {_grade_id(c): c for c in stranded}
 
         def last_binding(name: str, any_kind: bool = True) -> int | None:
@@ -596,7 +685,8 @@ class SaveAutoGradesAtOnce(SaveAutoGrades):
     cell and per comment (eight syncs to disk for a notebook with four graded cells): the cells'
     commits become flushes, so the queries that follow still see them, and the notebook's grades
     and comments are saved together or, if any cell fails (a grade id the gradebook lacks), not
-    at all, where nbgrader's own keeps the cells before the failure."""
+    at all, where nbgrader's own keeps the cells before the failure. The notebook's grade and
+    comment rows are read in two queries (``_SubmissionRows``), not two per cell."""
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         from nbgrader.api import Gradebook
@@ -604,9 +694,10 @@ class SaveAutoGradesAtOnce(SaveAutoGrades):
         self.assignment_id = resources["nbgrader"]["assignment"]
         self.student_id = resources["nbgrader"]["student"]
         self.db_url = resources["nbgrader"]["db_url"]
-        self.gradebook = Gradebook(self.db_url)
-        with self.gradebook:
-            db = self.gradebook.db
+        gradebook = Gradebook(self.db_url)
+        with gradebook:
+            db = gradebook.db
+            self.gradebook = _SubmissionRows(gradebook, self.notebook_id, self.assignment_id, self.student_id)
             db.commit = db.flush  # on this session only; nbgrader's cells call db.commit()
             try:
                 nb, resources = NbGraderPreprocessor.preprocess(self, nb, resources)
@@ -615,6 +706,7 @@ class SaveAutoGradesAtOnce(SaveAutoGrades):
                 raise
             finally:
                 del db.commit
+                self.gradebook = gradebook
             db.commit()
         return nb, resources
 

@@ -331,7 +331,8 @@ def _plain_status(status: str, reason: str) -> tuple[str, str]:
 def _before_inputs(snapshot: bytes, final):
     """The executed notebook as it was before the first hidden input was served; a cell that
     ran after that shows a note instead of its outputs (the final copy, untrusted, only says
-    which cells ran)."""
+    which cells ran). Outputs are built as plain nodes (``nbformat.v4.new_output`` validates each;
+    the exporter validates the whole notebook once it is done)."""
     try:
         nb = nbformat.reads(snapshot.decode(), as_version=4)
     except Exception:
@@ -344,8 +345,8 @@ def _before_inputs(snapshot: bytes, final):
         if cell.get("cell_type") != "code" or cell.get("execution_count") is not None or cell.get("outputs"):
             continue
         if index < len(ran) and ran[index]:
-            cell["outputs"] = [_syntax_error(cell.get("source", "")) or
-                               nbformat.v4.new_output("stream", name="stdout", text=AFTER_INPUTS)]
+            cell["outputs"] = [_syntax_error(cell.get("source", "")) or nbformat.from_dict(
+                {"output_type": "stream", "name": "stdout", "text": AFTER_INPUTS})]
     return nb
 
 
@@ -358,7 +359,8 @@ def _syntax_error(source: str):
     if found is None:
         return None
     name, text = found
-    return nbformat.v4.new_output("error", ename=name, evalue=text, traceback=[f"{name}: {text}"])
+    return nbformat.from_dict({"output_type": "error", "ename": name, "evalue": text,
+                               "traceback": [f"{name}: {text}"]})
 
 
 KEPT_SOURCE = 64 << 10  # characters: a longer cell's answer is not kept
