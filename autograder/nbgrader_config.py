@@ -14,7 +14,7 @@ Autograding replaces nbgrader's in-kernel test execution with the sandboxed run 
 """
 import os
 
-from autograder.grader.plugins import AUTOGRADE_PREPROCESSORS, sanitize_preprocessors
+from autograder.grader.plugins import AUTOGRADE_PREPROCESSORS, SanitizeOnce
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -34,7 +34,9 @@ c.CourseDirectory.feedback_directory = "feedback"
 # SQLite by default; point this at PostgreSQL for a large course (see README).
 c.CourseDirectory.db_url = os.environ.get("BN_GRADEBOOK_URL", "sqlite:///" + os.path.join(ROOT, "gradebook.db"))
 
-c.Autograde.sanitize_preprocessors = sanitize_preprocessors()
+# nbgrader's sanitize preprocessors and the course's repairs (plugins.sanitize_preprocessors),
+# done once per submission when the grading run's pre-pass already did them.
+c.Autograde.sanitize_preprocessors = [SanitizeOnce]
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
 # nbconvert validates the whole notebook against nbformat's schema after every preprocessor
 # (a tenth of nbgrader's time per notebook); once, after the last, still refuses an invalid result.

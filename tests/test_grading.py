@@ -429,6 +429,61 @@ def test_save_autogrades_at_once_saves_what_nbgraders_own_saves(graded_class, tm
     assert queries[SaveAutoGradesAtOnce] < queries[SaveAutoGrades] / 2, queries
 
 
+def test_nbgraders_sanitize_phase_takes_what_the_prepass_made(graded_class, monkeypatch):
+    """The pre-pass's sanitize (``pipeline.sanitize``) is kept in the run's store; nbgrader's own
+    sanitize phase (``SanitizeOnce``), given the same notebook, takes it: what the sanitize
+    preprocessors make of that notebook, a private copy, taken once. A notebook that differs
+    from the one the pre-pass saw is sanitized afresh."""
+    import copy
+
+    import nbformat
+    from nbformat import validator
+
+    from autograder.grader import pipeline
+    from autograder.grader import sandbox as sb
+    from autograder.grader.config import load_config
+    from autograder.grader.plugins import RunStore, SanitizeOnce, sanitize_preprocessors
+    monkeypatch.setenv("BN_GRADER_ROOT", str(graded_class.root))
+    config = load_config()
+    a, s = "ch2_forward", "sample-honest"
+    path = graded_class.root / "submitted" / s / a / f"{a}.ipynb"
+    with sb.RunDir() as run_dir:
+        store = RunStore(run_dir, "none", sb.Limits())
+        config.SanitizeOnce.runs = store
+        api = pipeline.make_api(config)
+        resources = {"nbgrader": {"student": s, "assignment": a, "notebook": a,
+                                  "db_url": api.coursedir.db_url}}
+
+        def given():  # what nbgrader's exporter hands its first sanitize preprocessor
+            return validator.normalize(nbformat.read(path, as_version=4))[1]
+
+        def in_full(nb):
+            r = copy.deepcopy(resources)
+            for cls in sanitize_preprocessors():
+                nb, r = cls(config=config)(nb, r)
+            return nb
+
+        kept = pipeline.sanitize(api, path, a, s, a)
+        assert len(store._sanitized) == 1
+        full = in_full(given())
+        taken, _ = SanitizeOnce(config=config).preprocess(given(), copy.deepcopy(resources))
+        assert taken == full == kept and taken is not kept
+        assert not store._sanitized
+        again, _ = SanitizeOnce(config=config).preprocess(given(), copy.deepcopy(resources))
+        assert again == full and not store._sanitized
+
+        pipeline.sanitize(api, path, a, s, a)
+        changed = given()
+        answer = next(c for c in changed.cells if c.cell_type == "code"
+                      and c.metadata.get("nbgrader", {}).get("solution"))
+        answer.source += "\n# edited after the pre-pass"
+        mine, _ = SanitizeOnce(config=config).preprocess(copy.deepcopy(changed), copy.deepcopy(resources))
+        assert mine == in_full(changed) and mine != full
+        assert len(store._sanitized) == 1  # the pre-pass's, for the notebook it saw, still waiting
+        store.clear()
+        assert not store._sanitized
+
+
 def test_cell_metadata_is_judged_as_jsonschema_judges_it_when_remembered():
     """The validator nbgrader's metadata check is given remembers only metadata it found valid:
     every value here gets jsonschema's own verdict and message, the first time and again."""

@@ -23,6 +23,7 @@ seen = {
     "uid_map": open("/proc/self/uid_map").read().split(),
     "gid_map": open("/proc/self/gid_map").read().split(),
     "limits": open("/proc/self/limits").read().splitlines(),
+    "init_limits": open("/proc/1/limits").read().splitlines(),
     "path": sys.path, "env": dict(os.environ), "cwd": os.getcwd(),
     "mounts": sorted(line.split()[4] for line in open("/proc/self/mountinfo")),
     "mount_options": sorted(" ".join(line.split()[4:6]) for line in open("/proc/self/mountinfo")),
@@ -83,9 +84,36 @@ def test_a_forked_run_sees_the_sandbox_a_fresh_interpreter_sees(mode, monkeypatc
     assert fresh["numpy_random"] != forked["numpy_random"]
     # Two forked runs do not share numpy's unseeded global generator.
     assert forked["numpy_random"] != _probe(mode)["numpy_random"]
-    for key in ("init", "numpy_random", "limits", "argv"):
+    for key in ("init", "numpy_random", "limits", "init_limits", "argv"):
         fresh.pop(key), forked.pop(key)
     assert forked == fresh
+
+
+@pytest.mark.parametrize("mode", _modes())
+def test_the_sandboxes_init_has_the_runs_rlimits_when_started_without_a_fork(mode, monkeypatch):
+    """A forked run's sandbox is started by ``vfork`` with ``prlimit`` in front (where the run has
+    no cgroup to join), not by a forked copy of the grader calling ``setrlimit``: its init, the
+    waiting process, has the runner's rlimits all the same (the plain start is the control)."""
+    from autograder.grader.sandbox import memory
+    monkeypatch.setenv("BN_ZYGOTE", "1")
+    assert memory.limiting_prefix(sandbox.Limits()) is not None, "no prlimit here"
+    started = []
+    real = sandbox.run.subprocess.Popen
+
+    def popen(args, *rest, **kwargs):
+        started.append((list(args), kwargs.get("preexec_fn")))
+        return real(args, *rest, **kwargs)
+    monkeypatch.setattr(sandbox.run.subprocess, "Popen", popen)
+    seen = _probe(mode)
+    assert seen["init"] == "waiter"
+    assert seen["init_limits"] == seen["limits"]
+    waiter = [(a, p) for a, p in started if "--as-pid-1" in a]
+    assert len(waiter) == 1 and waiter[0][1] is None and waiter[0][0][0].endswith("prlimit"), started
+    monkeypatch.setenv("BN_ZYGOTE", "0")
+    fresh = _probe(mode)
+    assert fresh["init"] == "bubblewrap"
+    nproc = [(a, b) for a, b in zip(fresh["init_limits"], seen["init_limits"]) if a != b]
+    assert len(nproc) == 1 and nproc[0][0].startswith("Max processes"), nproc
 
 
 @pytest.mark.parametrize("mode", _modes())

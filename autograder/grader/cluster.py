@@ -292,7 +292,7 @@ def grade_submission(task: dict, settings: dict) -> dict:
         secret = worker_secret()
         with sb.RunDir() as run_dir:
             store = RunStore(run_dir, mode, judge.limits(), secret)
-            config.SandboxedJudge.runs = store
+            config.SandboxedJudge.runs = config.SanitizeOnce.runs = store
             api = pipeline.make_api(config)
             notebooks = task["notebooks"]
             t = time.monotonic()

@@ -96,11 +96,16 @@ def submitted_students(api: NbGraderAPI, assignment: str) -> list[str]:
 # ---- step 2: the parallel pre-pass ------------------------------------------------------------
 
 def sanitize(api: NbGraderAPI, path: Path, assignment: str, student: str, notebook: str) -> NotebookNode:
-    """What nbgrader autograde's sanitize phase makes of a submission (read-only)."""
+    """What nbgrader autograde's sanitize phase makes of a submission (read-only): the file read
+    and normalized as nbconvert's exporter does, then the configured sanitize preprocessors. The
+    result is kept in the run's store for nbgrader's own sanitize phase (``SanitizeOnce``)."""
+    from nbformat import validator
     from nbgrader.converters import Autograde
-    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-    nb = nbformat.convert(nb, 4)
-    resources = {"unique_key": notebook, "nbgrader": {
+
+    from autograder.grader.plugins import KEEP_SANITIZED
+    nb = nbformat.read(path, as_version=4)
+    _, nb = validator.normalize(nb)
+    resources = {"unique_key": notebook, KEEP_SANITIZED: True, "nbgrader": {
         "student": student, "assignment": assignment, "notebook": notebook,
         "db_url": api.coursedir.db_url}}
     for cls in Autograde(coursedir=api.coursedir, config=api.config).sanitize_preprocessors:
@@ -188,7 +193,7 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     from autograder.grader.keys import course_secret
     with _interruptible(), sb.RunDir() as run_dir, _renderer_closed():
         store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
-        config.SandboxedJudge.runs = store
+        config.SandboxedJudge.runs = config.SanitizeOnce.runs = store
         api = make_api(config)
         checked = False
         for assignment in assignments:

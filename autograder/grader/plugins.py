@@ -64,6 +64,7 @@ class RunStore:
         import queue
         self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
         self._runs: dict[str, sb.RunResult] = {}
+        self._sanitized: dict[tuple, NotebookNode] = {}  # the pre-pass's, until nbgrader asks (SanitizeOnce)
         self.outcomes: dict[tuple, tuple] = {}
         self.grader_errors: dict[tuple, str] = {}   # (assignment, student, notebook) -> why
         self._faults: set[str] = set()
@@ -130,9 +131,18 @@ class RunStore:
         with self._lock:
             return self._runs.pop(key, None)
 
+    def put_sanitized(self, key: tuple, nb: NotebookNode) -> None:
+        with self._lock:
+            self._sanitized[key] = nb
+
+    def take_sanitized(self, key: tuple) -> NotebookNode | None:
+        with self._lock:
+            return self._sanitized.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._runs.clear()
+            self._sanitized.clear()
 
 
 class SandboxedJudge(NbGraderPreprocessor):
@@ -708,6 +718,41 @@ class SaveAutoGradesAtOnce(SaveAutoGrades):
                 del db.commit
                 self.gradebook = gradebook
             db.commit()
+        return nb, resources
+
+
+KEEP_SANITIZED = "bn_keep_sanitized"  # in resources: the pre-pass's sanitize, kept for nbgrader's
+
+
+class SanitizeOnce(NbGraderPreprocessor):
+    """nbgrader's sanitize step (``sanitize_preprocessors``), done once per submission in a
+    grading run. The parallel pre-pass sanitizes each notebook to run it (``pipeline.sanitize``)
+    and leaves the result in the run's store, keyed by the digest of the whole notebook it was
+    given and whose notebook it is; nbgrader's own sanitize phase, given the same notebook in
+    the sequential step, takes that result instead of doing the same work again. The gradebook
+    and the source notebooks it compares with do not change within a run, and the store is
+    cleared at its end. Any other notebook, or no store (stock ``nbgrader autograde``), is
+    sanitized here."""
+
+    runs = Instance(RunStore, allow_none=True,
+                    help="Set by `python -m autograder grade`: the run whose pre-pass sanitized "
+                         "the notebooks first").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        from autograder.grader.keys import submission_digest
+        key = None
+        if self.runs is not None:
+            info = resources["nbgrader"]
+            key = (submission_digest(nb), info["assignment"], info["student"], info["notebook"],
+                   info["db_url"])
+            done = self.runs.take_sanitized(key)
+            if done is not None:
+                return done, resources
+        keep = resources.pop(KEEP_SANITIZED, False)
+        for cls in sanitize_preprocessors():
+            nb, resources = cls(config=self.config)(nb, resources)
+        if keep and key is not None:
+            self.runs.put_sanitized(key, copy.deepcopy(nb))
         return nb, resources
 
 

@@ -31,6 +31,7 @@ from autograder.grader.sandbox.memory import (
     USER_MODE_OVERHEAD,
     _Cgroup,
     _limit,
+    limiting_prefix,
     memory_plan,
     rlimits,
 )
@@ -157,7 +158,8 @@ def _run(nb, request, run_dir, job, root, mode, slot, limits, start) -> RunResul
                         "cgroup": str(cgroup.path) if cgroup is not None else None}
                     proc, init = _start_from_zygote(
                         starter, prefix, zygote_job, log, env,
-                        _limit(limits, plan, cgroup, overhead + ZYGOTE_OVERHEAD), min(left, 30.0))
+                        _limit(limits, plan, cgroup, overhead + ZYGOTE_OVERHEAD), min(left, 30.0),
+                        limiting_prefix(limits, plan, cgroup, overhead + ZYGOTE_OVERHEAD))
                 if proc is None:
                     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=log, env=env, preexec_fn=preexec)
@@ -229,12 +231,14 @@ _UCRED = struct.Struct("3i")
 
 
 def _start_from_zygote(starter, prefix: list[str], job: dict, log, env: dict, preexec,
-                       timeout: float):
+                       timeout: float, limiting: list[str] | None = None):
     """Build the sandbox around a waiting process and have the zygote fork the runner into it.
     Returns the sandbox's process (it ends with the run) and a pidfd of the waiting process (the
     sandbox's init, -1 if it never said it was ready; the caller kills and closes it), or
     (None, -1) when the zygote failed: it is then turned off for this grader and the run starts
-    the plain way."""
+    the plain way. With ``limiting`` (``memory.limiting_prefix``) the sandbox's command sets its
+    own rlimits and the grader starts it without forking itself; else ``preexec`` does, in a
+    forked child. Either way the runner gets the run's rlimits and cgroup from the zygote's child."""
     keep_r, keep_w = os.pipe()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -245,8 +249,12 @@ def _start_from_zygote(starter, prefix: list[str], job: dict, log, env: dict, pr
             marker = prefix.index("--", prefix.index(bwrap_path()))  # the waiter is the sandbox's pid 1
             waiter = (prefix[:marker] + ["--as-pid-1"] + prefix[marker:]
                       + [sandbox_python(), "-I", "-S", "-c", WAITER_CODE])
-            proc = subprocess.Popen(waiter, stdin=keep_r, stdout=theirs.fileno(), stderr=log,
-                                    env=env, preexec_fn=preexec)
+            if limiting is not None:
+                proc = subprocess.Popen(limiting + waiter, stdin=keep_r, stdout=theirs.fileno(),
+                                        stderr=log, env=env, start_new_session=True)
+            else:
+                proc = subprocess.Popen(waiter, stdin=keep_r, stdout=theirs.fileno(), stderr=log,
+                                        env=env, preexec_fn=preexec)
         finally:
             os.close(keep_r)
             theirs.close()
