@@ -74,10 +74,29 @@ def test_sgd_step_is_torch_optim_sgd_bit_for_bit():
     assert torch.equal(spare_ours[0], spare[0])
 
 
+@pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3, 3), (200, 1)])
+def test_vjp_is_autograd_grad_with_grad_outputs_bit_for_bit(shape):
+    import torch
+    rng = np.random.default_rng(sum(shape))
+    x = torch.tensor(rng.normal(size=shape), requires_grad=True)
+    g = torch.tensor(rng.normal(size=shape[1]), requires_grad=True)
+    dout = rng.normal(size=shape) * 1e3
+
+    def out():
+        y = torch.nn.functional.batch_norm(x, None, None, g, None, training=True, eps=1e-5)
+        return torch.tanh(y) * 3.0 + y.exp()
+    ours = R.vjp(out(), (x, g), dout)
+    theirs = torch.autograd.grad(out(), (x, g), grad_outputs=torch.tensor(dout))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    with pytest.raises(ValueError, match="dout has shape"):
+        R.vjp(out(), (x, g), dout[:1])
+
+
 def test_no_reference_imports_the_compiler():
     """``torch.optim``'s first optimizer imports torch._dynamo (1.4 s of a grading process): the
-    training references (chapters 1 and 4) step with ``sgd_step`` instead. Every check's
-    reference runs here, on its first case."""
+    training references (chapters 1 and 4) step with ``sgd_step`` instead; ``autograd.grad``
+    with ``grad_outputs`` imports sympy (0.6 s): the backward references use ``vjp``. Every
+    check's reference runs here, on its first case."""
     import subprocess
     import sys
     code = ("import sys\n"
@@ -86,7 +105,7 @@ def test_no_reference_imports_the_compiler():
             "for c in CHECKS.values():\n"
             "    checks.expected_outputs(c, c.cases[0])\n"
             "print(len(CHECKS), {'train_sigmoid_mlp', 'train_bn_mlp'} <= set(CHECKS),"
-            " sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))\n")
+            " sorted(m for m in ('torch._dynamo', 'torch._inductor', 'sympy') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     n, both, imported = out.split(maxsplit=2)
     assert int(n) > 20 and both == "True" and imported.strip() == "[]", out
