@@ -665,3 +665,141 @@ def test_overwrite_cells_at_once_restores_what_nbgraders_own_restores(graded_cla
     assert made[OverwriteCellsAtOnce] == made[OverwriteCells]
     assert made[OverwriteCells] != nb  # the tampering was undone
     assert queries[OverwriteCellsAtOnce] < queries[OverwriteCells] / 2, queries
+
+
+def test_report_draws_each_histogram_and_tables_the_common_mistakes(tmp_path):
+    """The report: per assignment, a PNG histogram of the scores (matplotlib, without pyplot's
+    global figures) and the named mistakes most common first, each with its count and a bar
+    as wide as its share of the most common one; hostile text escaped; a grader error has no
+    score in the histogram."""
+    import base64
+    import subprocess
+    import sys
+
+    from autograder.grader import report
+    from autograder.grader.grades import GRADER_ERROR, Row
+    rows = [Row("s1", "ch2_forward", 3, 4, mistakes=["biased variance", "<b>x</b>"]),
+            Row("s2", "ch2_forward", 4, 4, mistakes=["biased variance"]),
+            Row("s3", "ch2_forward", 1, 4, mistakes=["biased variance", "<b>x</b>"]),
+            Row("s4", "ch2_forward", 0, 4, status=GRADER_ERROR, reason="injected"),
+            Row("t1", "ch3_backward", 2, 2)]
+    page = report.write(tmp_path, report.update_log(tmp_path, rows)).read_text()
+    images = page.split('src="data:image/png;base64,')[1:]
+    assert len(images) == 2 and all(base64.b64decode(i.split('"')[0])[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    table = page.split("<table class='mistakes'>")[1].split("</table>")[0]
+    assert table.index("biased variance") < table.index("&lt;b&gt;x&lt;/b&gt;") and "<b>x" not in page
+    assert "width:100px'></span> 3<" in table and "width:66px'></span> 2<" in table
+    assert page.count("<table class='mistakes'>") == 1 and "No named mistakes." in page  # ch3: none
+    assert "4 submissions, mean 2.67 / 4" in page  # the grader error is not a score
+    code = ("import sys; from pathlib import Path; from autograder.grader import report; "
+            f"report.write(Path({str(tmp_path)!r}), report.update_log(Path({str(tmp_path)!r}), [])); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_the_next_assignments_runs_start_before_this_ones_last_are_judged(monkeypatch):
+    """The pool is not idle between assignments: the next assignment's pre-pass starts while
+    this one's last students are judged (not before its runs thin out below the workers and few
+    students are left: the runs made ahead wait in memory); clearing one assignment's runs
+    keeps the next one's; an assignment that cannot start is reported in its own turn, the
+    others graded; the health check takes a slot of the pool like any run."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autograder.grader import pipeline, plugins
+    from autograder.grader import sandbox as sb
+    from autograder.grader.grades import Row
+    events, said, lock = [], [], threading.Lock()
+    students = {"a1": [f"s{k:02d}" for k in range(20)], "a2": ["t0", "t1", "t2"], "a3": ["u0"]}
+
+    def log(*what):
+        with lock:
+            events.append(what)
+
+    def ensure(api, assignment, scratch):
+        log("start", assignment)
+        if assignment == "a2":
+            raise RuntimeError("no source for a2")
+    monkeypatch.setattr(pipeline, "ensure_source_in_gradebook", ensure)
+    monkeypatch.setattr(pipeline, "source_notebooks", lambda api, a: [a])
+    monkeypatch.setattr(pipeline, "submitted_students", lambda api, a: students[a])
+    monkeypatch.setattr(pipeline, "sanitize", lambda api, path, a, s, n: {"who": (a, s)})
+    monkeypatch.setattr(plugins.RunStore, "key", staticmethod(lambda nb, a, s, n: f"{a}/{s}"))
+
+    def execute(self, nb, slot=None):
+        with self.slot():
+            log("run", *nb["who"])
+            time.sleep(0.01)
+        return sb.RunResult("ok", "", None)
+    monkeypatch.setattr(plugins.RunStore, "execute", execute)
+    kept_ahead = []
+
+    def autograde(api, store, assignment, student, notebooks, start):
+        if assignment == "a3":
+            kept_ahead.append(store.take(f"a3/{student}") is not None)
+        log("judge", assignment, student)
+        time.sleep(0.02)
+        return Row(student, assignment, 1, 1)
+    monkeypatch.setattr(pipeline, "_autograde_one", autograde)
+    checked = []
+    monkeypatch.setattr(pipeline, "health_check", lambda api, store, a: checked.append(a))
+
+    class FakeDir:
+        def scratch(self, name):
+            return name
+    store = plugins.RunStore(FakeDir(), "none", sb.Limits(), workers=2)
+
+    class Api:
+        class coursedir:
+            submitted_directory, root = "submitted", "/nonexistent"
+
+            @staticmethod
+            def format_path(*parts):
+                return "/".join(parts)
+    monkeypatch.setattr(pipeline, "mark_grader_errors", lambda root, rows: None)
+    with ThreadPoolExecutor(2) as pool:
+        rows = pipeline._grade_assignments(Api(), None, store, pool, ["a1", "a2", "a3"], None, 2, False,
+                                           False, said.append, pipeline.Hooks())
+    assert [(r.assignment, r.student) for r in rows] == \
+        [("a1", s) for s in students["a1"]] + [("a3", "u0")]
+    assert said == ["error: grading a2 failed: RuntimeError: no source for a2"]
+    judged_a1 = [e for e in events if e[:2] == ("judge", "a1")]
+    started = events.index(("start", "a2"))
+    # a2 started while a1 was still being judged, but only near its end (the bounded look-ahead)
+    assert 0 < len([e for e in events[started:] if e[:2] == ("judge", "a1")]) <= 4 * 2
+    assert events.index(("start", "a3")) > events.index(("judge", "a1", "s19"))  # in a2's turn
+    assert judged_a1 and kept_ahead == [True]  # a1's clear() kept a3's run, made ahead
+    assert checked == ["a1"]  # once, on the first assignment with submissions
+    assert store._runs == {} and store._run_assignment == {}
+
+
+def test_the_health_check_takes_its_slot_from_the_pool(tmp_path):
+    """The health check runs beside the first assignment's pre-pass: its sandbox takes a free
+    slot of the pool (never a fixed one a pre-pass run may hold), and a run that fails stops
+    grading with the sandbox's reason."""
+    from autograder.grader import pipeline
+    from autograder.grader import sandbox as sb
+
+    from conftest import REPO
+    asked = []
+
+    class Store:
+        def execute(self, nb, slot=None):
+            asked.append(slot)
+            return sb.RunResult("failed", "bubblewrap: setting up uid map: Permission denied", None)
+
+        def submission_key(self, nb):
+            return ""
+
+    class Api:
+        class coursedir:
+            source_directory = str(REPO / "solutions")
+
+            @staticmethod
+            def format_path(root, student, assignment):
+                return f"{root}/{assignment}"
+    with pytest.raises(pipeline.SandboxBroken, match="uid map"):
+        pipeline.health_check(Api(), Store(), "ch2_forward")
+    assert asked == [None]

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -195,38 +195,29 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
         store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
         config.SandboxedJudge.runs = config.SanitizeOnce.runs = store
         api = make_api(config)
-        checked = False
-        for assignment in assignments:
-            if not checked and _has_submissions(api, assignment, students):
-                health_check(api, store, assignment)  # raises SandboxBroken: no grade written
-                checked = True
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
-                hooks.before_assignment(api, assignment)
-                mine = _grade_assignment(api, store, assignment, students, workers, progress)
-            except (KeyboardInterrupt, SandboxBroken):
+                rows = _grade_assignments(api, config, store, pool, assignments, students, workers,
+                                          progress, feedback, say, hooks)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
                 raise
-            except Exception as exc:  # the grader's own failure on this assignment
-                say(f"error: grading {assignment} failed: {type(exc).__name__}: {exc}"[:500])
-                continue
-            try:
-                mark_grader_errors(root, mine)
-            except OSError as exc:
-                say(f"error: {type(exc).__name__}: {exc}"[:300])
-            try:  # lateness, written answers awaiting a person, and the roster's missing students
-                mine = hooks.annotate(api, assignment, mine, students)
-            except Exception as exc:
-                say(f"error: lateness and missing students of {assignment}: {type(exc).__name__}: {exc}"[:500])
-            rows += mine
-            if feedback:
-                failed = write_feedback(config, assignment,
-                                        [r.student for r in mine if r.status not in ("missing", "refused")],
-                                        whole_class=students is None)
-                for r in mine:
-                    if r.student in failed:
-                        r.reason = "; ".join(x for x in (r.reason, "feedback could not be written: "
-                                                         + failed[r.student]) if x)
         _write_outputs(api, root, rows, say, hooks)
     return rows
+
+
+def _import_reference_meanwhile() -> threading.Thread:
+    """Import the reference (torch: a core-second) on a thread of its own while the first
+    sandboxed runs and the health check's wait on their processes, so that core is not idle; the
+    judge's own import waits for it (or, if it failed here, fails again there with the reason)."""
+    def load():
+        try:
+            import autograder.course.reference  # noqa: F401
+        except BaseException:  # noqa: S110 - the judge's import reports it
+            pass
+    thread = threading.Thread(target=load, name="import-reference", daemon=True)
+    thread.start()
+    return thread
 
 
 @contextlib.contextmanager
@@ -269,7 +260,7 @@ def health_check(api: NbGraderAPI, store: RunStore, assignment: str) -> None:
     from autograder.grader import judge
     path = Path(api.coursedir.format_path(api.coursedir.source_directory, ".", assignment)) / f"{assignment}.ipynb"
     nb = nbformat.read(path, as_version=4)
-    run = store.execute(copy.deepcopy(nb), 0)
+    run = store.execute(copy.deepcopy(nb))  # a slot of the pool, as the runs beside it
     with checks.keyed(store.submission_key(nb)):
         outcomes = judge.judge_notebook(nb, run.results, run.executed, run.reason)
     bad = [m for o in outcomes if not o.passed for m in o.messages]
@@ -280,53 +271,137 @@ def health_check(api: NbGraderAPI, store: RunStore, assignment: str) -> None:
                         f"{why}"[:600])
 
 
-def _grade_assignment(api, store: RunStore, assignment: str, students, workers: int,
-                      progress: bool) -> list[Row]:
-    ensure_source_in_gradebook(api, assignment, store.run_dir.scratch(f"release-{assignment}"))
-    notebooks = source_notebooks(api, assignment)
-    who = [s for s in submitted_students(api, assignment) if students is None or s in students]
-    # -- ids: a submitted/ folder whose name is not a safe id is refused, never handed to nbgrader
-    refused = [Row(s, assignment, status="refused", reason=refusal(s)) for s in who if not safe_id(s)]
-    who = [s for s in who if safe_id(s)]
-    # -- end ids
-    jobs = [(s, n) for s in who for n in notebooks]
-    bar = Progress(len(who), f"grading {assignment}", progress)
+def _grade_assignments(api, config, store: RunStore, pool: ThreadPoolExecutor, assignments: list[str],
+                       students, workers: int, progress: bool, feedback: bool, say, hooks: Hooks) -> list[Row]:
+    """Each assignment in turn, its submissions' sandboxed runs on ``pool`` ahead of nbgrader's
+    sequential step; the next assignment's runs start while this one's last are still being
+    judged (``_Batch.ending``), so the pool is not idle between assignments."""
+    rows: list[Row] = []
+    started: dict[str, _Batch | Exception] = {}
 
-    def prepass(student: str, notebook: str):
-        path = (Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
-                / f"{notebook}.ipynb")
+    def start(assignment: str) -> None:
+        if assignment in started:
+            return
         try:
-            nb = sanitize(api, path, assignment, student, notebook)
-        except Exception:
-            return  # nbgrader's own autograde will report why, in the sequential step
-        try:
-            run = store.execute(nb)  # in a slot of the store's pool, as any other sandbox
-        except Exception as exc:  # the grader's, for this notebook alone: the judge runs it again
-            run = sb.RunResult("grader-error", f"the grader could not run this notebook ({type(exc).__name__})", None)
-        store.put(store.key(nb, assignment, student, notebook), run)
-
-    rows = refused
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {job: pool.submit(prepass, *job) for job in jobs}
-        try:
-            for student in who:
-                start = time.monotonic()
-                for notebook in notebooks:
-                    try:
-                        futures[(student, notebook)].result()
-                    except Exception:
-                        pass  # autograde below runs it again, and reports why
-                try:
-                    rows.append(_autograde_one(api, store, assignment, student, notebooks, start))
-                except Exception as exc:
-                    rows.append(Row(student, assignment, status=GRADER_ERROR, seconds=time.monotonic() - start,
-                                    reason=_grader_error(f"{type(exc).__name__}: {exc}")))
-                bar.step(student)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            hooks.before_assignment(api, assignment)
+            started[assignment] = _Batch.start(api, store, pool, assignment, students)
+        except (KeyboardInterrupt, SandboxBroken):
             raise
-    store.clear()  # runs nbgrader never asked for (it failed earlier)
+        except Exception as exc:  # reported in this assignment's turn
+            started[assignment] = exc
+    checked = False
+    for k, assignment in enumerate(assignments):
+        following = assignments[k + 1] if k + 1 < len(assignments) else None
+        start(assignment)
+        if k == 0:  # after the first gradebook work, which would wait on it for the interpreter's lock
+            _import_reference_meanwhile()
+        if not checked and _has_submissions(api, assignment, students):
+            # The first assignment's runs go on meanwhile; no grade is written before this passes.
+            health_check(api, store, assignment)  # raises SandboxBroken
+            checked = True
+        batch = started.pop(assignment)
+        try:
+            if isinstance(batch, Exception):
+                raise batch
+            mine = batch.finish(api, store, progress, workers,
+                                ahead=(lambda nxt=following: start(nxt)) if following else None)
+        except (KeyboardInterrupt, SandboxBroken):
+            raise
+        except Exception as exc:  # the grader's own failure on this assignment
+            say(f"error: grading {assignment} failed: {type(exc).__name__}: {exc}"[:500])
+            continue
+        finally:
+            store.clear(assignment)  # runs nbgrader never asked for (it failed earlier)
+        try:
+            mark_grader_errors(Path(api.coursedir.root), mine)
+        except OSError as exc:
+            say(f"error: {type(exc).__name__}: {exc}"[:300])
+        try:  # lateness, written answers awaiting a person, and the roster's missing students
+            mine = hooks.annotate(api, assignment, mine, students)
+        except Exception as exc:
+            say(f"error: lateness and missing students of {assignment}: {type(exc).__name__}: {exc}"[:500])
+        rows += mine
+        if feedback:
+            failed = write_feedback(config, assignment,
+                                    [r.student for r in mine if r.status not in ("missing", "refused")],
+                                    whole_class=students is None)
+            for r in mine:
+                if r.student in failed:
+                    r.reason = "; ".join(x for x in (r.reason, "feedback could not be written: "
+                                                     + failed[r.student]) if x)
     return rows
+
+
+class _Batch:
+    """One assignment's submissions: its pre-pass runs on the pool, then nbgrader's autograde of
+    each student in turn (``finish``)."""
+
+    def __init__(self, assignment: str, notebooks: list[str], who: list[str], refused: list[Row],
+                 futures: dict):
+        self.assignment, self.notebooks, self.who, self.refused = assignment, notebooks, who, refused
+        self.futures = futures
+
+    @classmethod
+    def start(cls, api, store: RunStore, pool: ThreadPoolExecutor, assignment: str, students) -> _Batch:
+        ensure_source_in_gradebook(api, assignment, store.run_dir.scratch(f"release-{assignment}"))
+        notebooks = source_notebooks(api, assignment)
+        who = [s for s in submitted_students(api, assignment) if students is None or s in students]
+        # -- ids: a submitted/ folder whose name is not a safe id is refused, never handed to nbgrader
+        refused = [Row(s, assignment, status="refused", reason=refusal(s)) for s in who if not safe_id(s)]
+        who = [s for s in who if safe_id(s)]
+        # -- end ids
+
+        def prepass(student: str, notebook: str):
+            path = (Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
+                    / f"{notebook}.ipynb")
+            try:
+                nb = sanitize(api, path, assignment, student, notebook)
+            except Exception:
+                return  # nbgrader's own autograde will report why, in the sequential step
+            try:
+                run = store.execute(nb)  # in a slot of the store's pool, as any other sandbox
+            except Exception as exc:  # the grader's, for this notebook alone: the judge runs it again
+                run = sb.RunResult("grader-error", f"the grader could not run this notebook ({type(exc).__name__})", None)
+            store.put(store.key(nb, assignment, student, notebook), run, assignment)
+        futures = {(s, n): pool.submit(prepass, s, n) for s in who for n in notebooks}
+        return cls(assignment, notebooks, who, refused, futures)
+
+    def ending(self, workers: int, left: int) -> bool:
+        """Time to start the next assignment's runs: fewer of this one's are unfinished than
+        there are workers (one is idle, or soon), and few of its students are left to judge
+        (the runs made ahead wait in memory for their turn: this bounds them)."""
+        return left <= 4 * workers and sum(not f.done() for f in self.futures.values()) < workers
+
+    def finish(self, api, store: RunStore, progress: bool, workers: int,
+               ahead: Callable[[], None] | None = None) -> list[Row]:
+        bar = Progress(len(self.who), f"grading {self.assignment}", progress)
+        rows = list(self.refused)
+        for k, student in enumerate(self.who):
+            start = time.monotonic()
+            if ahead is not None and self.ending(workers, len(self.who) - k):
+                ahead()
+                ahead = None
+            for notebook in self.notebooks:
+                future = self.futures[(student, notebook)]
+                while ahead is not None and not future.done():
+                    if self.ending(workers, len(self.who) - k):
+                        ahead()
+                        ahead = None
+                    else:
+                        wait([future], timeout=0.05)
+                try:
+                    future.result()
+                except Exception:
+                    pass  # autograde below runs it again, and reports why
+            try:
+                rows.append(_autograde_one(api, store, self.assignment, student, self.notebooks, start))
+            except Exception as exc:
+                rows.append(Row(student, self.assignment, status=GRADER_ERROR, seconds=time.monotonic() - start,
+                                reason=_grader_error(f"{type(exc).__name__}: {exc}")))
+            bar.step(student)
+        if ahead is not None:
+            ahead()
+        return rows
 
 
 def _autograde_one(api, store: RunStore, assignment: str, student: str, notebooks: list[str],

@@ -64,6 +64,7 @@ class RunStore:
         import queue
         self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
         self._runs: dict[str, sb.RunResult] = {}
+        self._run_assignment: dict[str, str] = {}
         self._sanitized: dict[tuple, NotebookNode] = {}  # the pre-pass's, until nbgrader asks (SanitizeOnce)
         self.outcomes: dict[tuple, tuple] = {}
         self.grader_errors: dict[tuple, str] = {}   # (assignment, student, notebook) -> why
@@ -123,12 +124,14 @@ class RunStore:
                                        limits=self.limits)
         return sb.run_notebook(nb, request, self.run_dir, mode=self.mode, slot=slot, limits=self.limits)
 
-    def put(self, key: str, run: sb.RunResult) -> None:
+    def put(self, key: str, run: sb.RunResult, assignment: str = "") -> None:
         with self._lock:
             self._runs[key] = run
+            self._run_assignment[key] = assignment
 
     def take(self, key: str) -> sb.RunResult | None:
         with self._lock:
+            self._run_assignment.pop(key, None)
             return self._runs.pop(key, None)
 
     def put_sanitized(self, key: tuple, nb: NotebookNode) -> None:
@@ -139,10 +142,20 @@ class RunStore:
         with self._lock:
             return self._sanitized.pop(key, None)
 
-    def clear(self) -> None:
+    def clear(self, assignment: str | None = None) -> None:
+        """Forget the runs and sanitized notebooks kept for ``assignment`` (all, when None); the
+        next assignment's, made ahead, stay."""
         with self._lock:
-            self._runs.clear()
-            self._sanitized.clear()
+            if assignment is None:
+                self._runs.clear()
+                self._run_assignment.clear()
+                self._sanitized.clear()
+                return
+            for key in [k for k, a in self._run_assignment.items() if a == assignment]:
+                self._runs.pop(key, None)
+                self._run_assignment.pop(key)
+            for key in [k for k in self._sanitized if k[1] == assignment]:
+                self._sanitized.pop(key)
 
 
 class SandboxedJudge(NbGraderPreprocessor):
