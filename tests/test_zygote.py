@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -38,6 +39,8 @@ seen = {
     "cmdline": open("/proc/self/cmdline").read().rstrip("\0").split("\0")[:4],
     "init": "waiter" if "select.select" in open("/proc/1/cmdline").read() else "bubblewrap",
     "numpy_random": float(__import__("numpy").random.random()),
+    "matplotlib": [__import__("matplotlib").get_configdir(), __import__("matplotlib").get_cachedir(),
+                   __import__("matplotlib").get_backend()],
 }
 try:
     import torch
@@ -221,3 +224,25 @@ def test_a_run_stopped_by_the_watchdog_leaves_no_process(monkeypatch):
             break
         time.sleep(0.1)
     assert left == [], f"processes of the sandbox's uid outlived the run: {left}"
+
+
+def test_a_forked_run_plots_with_the_preloaded_pyplot_and_its_cache_goes_with_the_zygote(monkeypatch):
+    """matplotlib is imported once, in the zygote (its font list read there, into a locked
+    scratch folder of the grader's, never the host's /tmp/mpl); a forked run finds pyplot
+    imported, draws with Agg and saves a figure; the folder is removed when the zygote stops."""
+    monkeypatch.setenv("BN_ZYGOTE", "1")
+    z = zygote.shared()
+    assert z is not None, "the zygote did not start here"
+    scratch = Path(z._scratch)
+    assert list((scratch / "matplotlib").glob("fontlist-*.json"))
+    code = ("import os, sys\npre = 'matplotlib.pyplot' in sys.modules\nimport matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\nfig.savefig('/tmp/p.png')\n"
+            "print('PLOT', pre, plt.get_backend().lower(), os.path.getsize('/tmp/p.png') > 1000)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    with sandbox.RunDir() as run_dir:
+        run = sandbox.run_notebook(nb, {}, run_dir, mode=_modes()[0], slot=1)
+    assert run.status == "ok", run.reason
+    text = "".join(o.get("text", "") for o in run.executed.cells[0].outputs)
+    assert "PLOT True agg True" in text, run.executed.cells[0].outputs
+    zygote.stop()
+    assert not scratch.exists()
