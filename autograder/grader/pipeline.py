@@ -194,6 +194,9 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     with _interruptible(), sb.RunDir() as run_dir, _renderer_closed():
         store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
         config.SandboxedJudge.runs = config.SanitizeOnce.runs = store
+        if chosen != "none":  # it starts (imports numpy, IPython, matplotlib) while nbgrader sets up
+            from autograder.grader.sandbox import zygote
+            threading.Thread(target=zygote.shared, name="start-zygote", daemon=True).start()
         api = make_api(config)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
