@@ -140,12 +140,16 @@ def test_no_sandbox_still_grades_but_warns_loudly(tmp_path):
 
 def test_refuses_when_the_sandbox_cannot_start(tmp_path):
     from conftest import run_cli
-    env = {"BN_GRADER_ROOT": str(tmp_path), "BN_BWRAP": "/bin/false"}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"BN_GRADER_ROOT": str(tmp_path), "BN_BWRAP": "/bin/false", "TMPDIR": str(scratch)}
     assert run_cli("sample-class", "ch2_forward", env=env).returncode == 0
     done = run_cli("grade", "ch2_forward", "--quiet", env=env)
     assert done.returncode == 2
     assert "no sandbox can start here" in done.stderr and "--no-sandbox" in done.stderr
     assert not (tmp_path / "autograded").exists()
+    # The zygote the command started at once (before it knew) stopped with it, its folder gone.
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("bn-grader-")]
 
 
 def test_ast_parsing_is_serialized():
