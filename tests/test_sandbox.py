@@ -278,3 +278,30 @@ def test_the_input_server_ends_when_closed_without_waiting_for_its_poll(tmp_path
     assert not server.is_alive()
     assert not (tmp_path / "inputs").exists()
     server.close()  # twice is harmless
+
+
+def test_a_killed_graders_scratch_is_swept_and_one_being_made_is_not(tmp_path, monkeypatch):
+    """``sweep_stale`` (each run's start) removes a grading run's scratch folder whose lock no
+    process holds, and an old one that never got its lock; it leaves a folder another grader
+    holds, and one that was just made and is not locked yet (two Dask workers on one machine)."""
+    import fcntl
+    import os
+    import tempfile
+    import time
+
+    from autograder.grader.sandbox import jobs
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    held, killed, fresh, old = (tmp_path / f"bn-grader-{n}" for n in ("held", "killed", "fresh", "old"))
+    for folder in (held, killed, fresh, old):
+        folder.mkdir()
+    lock = open(held / "lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    (killed / "lock").write_text("")
+    past = time.time() - 2 * jobs.FRESH_SECONDS
+    os.utime(old, (past, past))
+    try:
+        removed = jobs.sweep_stale()
+    finally:
+        lock.close()
+    assert sorted(p.name for p in removed) == ["bn-grader-killed", "bn-grader-old"]
+    assert held.exists() and fresh.exists() and not killed.exists() and not old.exists()

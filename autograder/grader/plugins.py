@@ -743,9 +743,9 @@ class SanitizeOnce(NbGraderPreprocessor):
     and leaves the result in the run's store, keyed by the digest of the whole notebook it was
     given and whose notebook it is; nbgrader's own sanitize phase, given the same notebook in
     the sequential step, takes that result instead of doing the same work again. The gradebook
-    and the source notebooks it compares with do not change within a run, and the store is
-    cleared at its end. Any other notebook, or no store (stock ``nbgrader autograde``), is
-    sanitized here."""
+    and the source notebooks it compares with do not change within a run, and an assignment's
+    kept results are cleared when it ends. Any other notebook, or no store (stock ``nbgrader
+    autograde``), is sanitized here."""
 
     runs = Instance(RunStore, allow_none=True,
                     help="Set by `python -m autograder grade`: the run whose pre-pass sanitized "

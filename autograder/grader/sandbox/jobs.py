@@ -9,6 +9,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from autograder.grader.sandbox.memory import close_cgroups
@@ -104,6 +105,9 @@ def _remove(path: Path) -> None:
     subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True)
 
 
+FRESH_SECONDS = 120  # a scratch folder without its lock yet is another grader's, being made
+
+
 def sweep_stale() -> list[Path]:
     """Remove scratch folders of grading runs that are no longer running (killed, or from
     earlier versions); unmount anything an earlier version left mounted in them."""
@@ -123,6 +127,8 @@ def sweep_stale() -> list[Path]:
                         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         continue  # a grading run still holds it
+            elif name.startswith(RUN_PREFIX) and time.time() - info.st_mtime < FRESH_SECONDS:
+                continue  # just made by another grader (a Dask worker beside this one), not locked yet
         except OSError:
             continue
         if os.geteuid() == 0:

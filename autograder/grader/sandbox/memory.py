@@ -66,7 +66,7 @@ def memory_plan(limits: Limits) -> MemoryPlan:
             _PLANS[key] = MemoryPlan(parent, limits.processes, limits.memory_bytes, limits.memory_total)
         else:
             # 1.5 GiB of address space is what one notebook process needs with room to spare
-            # (numpy and IPython map ~150 MiB; a 1 GiB cap failed on honest output bursts).
+            # (numpy, IPython and matplotlib map ~270 MiB; a 1 GiB cap failed on honest output bursts).
             space = min(limits.memory_bytes, 3 << 29)
             count = min(limits.processes, max(4, (3 * limits.memory_total // 2) // space))
             _PLANS[key] = MemoryPlan(None, count, space, count * space)

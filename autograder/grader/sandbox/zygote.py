@@ -1,12 +1,13 @@
 """A pre-imported interpreter that notebooks start from: each run's bubblewrap sandbox is built as
 before, fresh, around a waiting process, and the notebook's runner is forked from this one
-and moved into that sandbox, so no run pays for Python's start-up, numpy and IPython again.
+and moved into that sandbox, so no run pays for Python's start-up, numpy, IPython and matplotlib
+again.
 
 Two halves in one file:
 
 * the grader's side (:class:`Zygote`, :func:`shared`), imported as usual;
 * the zygote itself, run as a script (``python -I -S zygote.py``): it imports only the standard
-  library, numpy and IPython (no grader code, no course, no secret: it starts with a clean
+  library, numpy, IPython and matplotlib (no grader code, no course, no secret: it starts with a clean
   environment and never reads a job's message), then forks once per connection.
 
 Each forked child (outside the sandbox) reads its job from the connection: descriptors for the
@@ -64,7 +65,7 @@ FDS = 3  # the waiting process's pidfd and root, the run's stderr
 CMDLINE_ROOM = 256  # spaces the zygote's own command line carries for a runner's (see _set_cmdline)
 
 
-# ==== the zygote (a script: standard library, numpy, IPython only) ==============================
+# ==== the zygote (a script: standard library, numpy, IPython, matplotlib only) ==================
 
 def _libc():
     import ctypes
