@@ -11,7 +11,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
 
 from autograder.grader.sandbox.memory import close_cgroups
 from autograder.grader.sandbox.settings import (
@@ -64,7 +63,7 @@ def _enter(job: _Job, mode: str) -> list[str]:
 
 # ---- one grading run's scratch space -------------------------------------------------------------
 
-def locked_scratch(name: str = "") -> tuple[Path, TextIO]:
+def locked_scratch(name: str = ""):
     """A new ``$TMPDIR/bn-grader-<name>*`` folder and its lock, held by this process: the folder
     is this process's while the lock file stays open (``sweep_stale`` removes it once not)."""
     path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX + name))
