@@ -27,6 +27,23 @@ def _assignments(args) -> list[str]:
     return chosen
 
 
+def _start_zygote_meanwhile() -> None:
+    """Notebooks are forked from a pre-imported interpreter (``sandbox.zygote``): start it now, a
+    process of its own importing numpy, IPython and matplotlib while this one imports nbgrader and
+    opens the gradebook; the first run waits for it, and it stops with this process."""
+    import atexit
+    import threading
+
+    from autograder.grader.sandbox import zygote
+    thread = threading.Thread(target=zygote.shared, name="start-zygote", daemon=True)
+    thread.start()
+
+    def stop():  # a command that ended early (refused, interrupted) leaves no zygote nor its folder
+        thread.join(timeout=90)
+        zygote.stop()
+    atexit.register(stop)
+
+
 def _table(rows) -> str:
     """The score table; student-controlled text (ids, reasons, messages) with control and bidi
     characters escaped, so it cannot redraw the terminal."""
@@ -96,10 +113,7 @@ def main(argv=None) -> int:
     term_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "grade" and not getattr(args, "no_sandbox", False) and not getattr(args, "cluster", None):
-        # Notebooks are forked from a pre-imported interpreter: it starts now, beside this
-        # process's own imports of nbgrader and the gradebook.
-        from autograder.grader.sandbox import zygote
-        zygote.start_meanwhile()
+        _start_zygote_meanwhile()
     # nbgrader runs `alembic` from PATH: make the interpreter's own bin dir come first.
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     warnings.filterwarnings("ignore", category=DeprecationWarning)

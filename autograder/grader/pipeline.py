@@ -194,9 +194,9 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     with _interruptible(), sb.RunDir() as run_dir, _renderer_closed():
         store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
         config.SandboxedJudge.runs = config.SanitizeOnce.runs = store
-        if chosen != "none":  # it starts while nbgrader sets up (the CLI started it earlier still)
+        if chosen != "none":  # it starts (imports numpy, IPython, matplotlib) while nbgrader sets up
             from autograder.grader.sandbox import zygote
-            zygote.start_meanwhile()
+            threading.Thread(target=zygote.shared, name="start-zygote", daemon=True).start()
         api = make_api(config)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
@@ -381,14 +381,15 @@ class _Batch:
         rows = list(self.refused)
         for k, student in enumerate(self.who):
             start = time.monotonic()
+            if ahead is not None and self.ending(workers, len(self.who) - k):
+                ahead()
+                ahead = None
             for notebook in self.notebooks:
                 future = self.futures[(student, notebook)]
-                while ahead is not None:
+                while ahead is not None and not future.done():
                     if self.ending(workers, len(self.who) - k):
                         ahead()
                         ahead = None
-                    elif future.done():
-                        break
                     else:
                         wait([future], timeout=0.05)
                 try:

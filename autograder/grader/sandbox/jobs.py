@@ -63,15 +63,6 @@ def _enter(job: _Job, mode: str) -> list[str]:
 
 # ---- one grading run's scratch space -------------------------------------------------------------
 
-def locked_scratch(name: str = ""):
-    """A new ``$TMPDIR/bn-grader-<name>*`` folder and its lock, held by this process: the folder
-    is this process's while the lock file stays open (``sweep_stale`` removes it once not)."""
-    path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX + name))
-    lock = open(path / "lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return path, lock
-
-
 class RunDir:
     """``$TMPDIR/bn-grader-*``: the staged student side and the jobs' mount points of one
     grading run, locked while it runs, removed on every exit (and swept at the next start if the
@@ -79,8 +70,10 @@ class RunDir:
 
     def __init__(self):
         sweep_stale()
-        self.path, self._lock = locked_scratch()
+        self.path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
         self.path.chmod(0o755)
+        self._lock = open(self.path / "lock", "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.course = stage_course(self.path / "course")
         self._jobs = 0
         self._count = threading.Lock()

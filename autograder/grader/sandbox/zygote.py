@@ -366,21 +366,24 @@ class Zygote:
     """The grader's handle: start once (a process per grading process), ``spawn`` per run."""
 
     def __init__(self):
+        import fcntl
         import subprocess
         import tempfile
         import threading
 
         from autograder.grader.sandbox.bwrap import _site_dirs, sandbox_env, sandbox_python
-        from autograder.grader.sandbox.jobs import locked_scratch
+        from autograder.grader.sandbox.settings import RUN_PREFIX
         self._lock = threading.Lock()
         # matplotlib's cache (its font list), outside any sandbox: the sandbox's MPLCONFIGDIR
         # (/tmp/mpl) would be the host's /tmp here. Locked as a grading run's scratch is, so a
         # killed grader's is swept by the next run (``jobs.sweep_stale``).
-        self._scratch, self._scratch_lock = locked_scratch("zygote-")
+        self._scratch = tempfile.mkdtemp(prefix=RUN_PREFIX + "zygote-")
+        self._scratch_lock = open(os.path.join(self._scratch, "lock"), "w")
+        fcntl.flock(self._scratch_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._log = tempfile.TemporaryFile()
         env = {**sandbox_env(), "BN_ZYGOTE_SITES": json.dumps([str(p) for p in _site_dirs()]),
-               "MPLCONFIGDIR": str(self._scratch / "matplotlib")}
+               "MPLCONFIGDIR": os.path.join(self._scratch, "matplotlib")}
         env.pop("PYTHONPATH", None)
         try:
             self.proc = subprocess.Popen(
@@ -469,8 +472,8 @@ class Zygote:
         self._remove_scratch()
 
     def _remove_scratch(self) -> None:
-        from autograder.grader.sandbox.jobs import _remove
-        _remove(self._scratch)
+        import shutil
+        shutil.rmtree(self._scratch, ignore_errors=True)
         self._scratch_lock.close()
 
 
@@ -498,22 +501,6 @@ def shared() -> Zygote | None:
             _SHARED["zygote"] = None
             sys.stderr.write(f"note: notebooks start a fresh interpreter each (no zygote: {exc})\n")
         return _SHARED["zygote"]
-
-
-def start_meanwhile() -> None:
-    """Start this process's zygote (``shared``) on a thread, while the caller goes on: it imports
-    numpy, IPython and matplotlib in a process of its own, and the first run waits for it. At
-    exit the start is waited for and the zygote stopped, so a command that ended first (refused,
-    interrupted) leaves no zygote nor its folder. A second call finds it started."""
-    import atexit
-    import threading
-    thread = threading.Thread(target=shared, name="start-zygote", daemon=True)
-    thread.start()
-
-    def finish():
-        thread.join(timeout=90)
-        stop()
-    atexit.register(finish)
 
 
 def broken(why: str) -> None:
