@@ -8,7 +8,7 @@ needs). One task is one student's submission of one assignment, start to finish:
 2. it sanitizes each notebook and runs it in the sandbox (never outside it: ``--no-sandbox`` is
    refused with ``--cluster``), then runs nbgrader's ``autograde`` for that one student, whose
    ``SandboxedJudge`` takes the run and lets the trusted judge write every test cell: the very
-   code local mode runs (``pipeline._autograde_one``);
+   code local mode runs (``serial.autograde_one``);
 3. nbgrader writes that submission's grades straight into the shared PostgreSQL gradebook
    (*sharded* writes: each task writes its own submission; the students are created up front by
    the coordinator, so no two tasks create the same row);
@@ -272,7 +272,7 @@ def worker_health(assignment: str, settings: dict) -> dict:
 def grade_submission(task: dict, settings: dict) -> dict:
     """On a worker: one student's submission of one assignment, sandboxed, judged and written to
     the shared gradebook. Idempotent. Returns the row, the autograded notebooks and timings."""
-    from autograder.grader import pipeline
+    from autograder.grader import pipeline, serial
     from autograder.grader import sandbox as sb
     from autograder.grader.plugins import RunStore, SandboxedJudge
     assignment, student = task["assignment"], task["student"]
@@ -311,7 +311,7 @@ def grade_submission(task: dict, settings: dict) -> dict:
                     store.put(store.key(nb, assignment, student, notebook), run)
             times["sandboxed run"] = time.monotonic() - t
             t = time.monotonic()
-            row = pipeline._autograde_one(api, store, assignment, student, notebooks, start)
+            row = serial.autograde_one(api, store, assignment, student, notebooks, start)
             times["autograde (judge, gradebook)"] = time.monotonic() - t
         out = root / "autograded" / student / assignment
         autograded = _files(out)

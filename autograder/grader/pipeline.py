@@ -2,12 +2,14 @@
 
 1. The gradebook gets the assignment's source cells (nbgrader ``generate_assignment`` into a
    scratch release folder, so the committed ``exercises/`` is never touched).
-2. Pre-pass, in parallel (``workers`` threads, each with its own sandbox slot): read each
-   submission, sanitize it with nbgrader's sanitize preprocessors (plus the course's repairs of
-   editor accidents), run it in the sandbox.
+2. Pre-pass, in parallel (``workers`` sandbox slots, one thread more): read each submission,
+   sanitize it with nbgrader's sanitize preprocessors (plus the course's repairs of editor
+   accidents), run it in the sandbox, and judge the run (``RunStore.prejudge``).
 3. For each submission in turn, nbgrader's ``autograde`` (whose ``SandboxedJudge`` picks up the
-   pre-pass's run for that exact notebook) judges it and writes the gradebook: the only writer,
-   so gradebook writes are serialized.  A submission that fails gets a one-line reason.
+   pre-pass's run and verdict for that exact notebook), in a process of its own
+   (``autograder.grader.serial``: the pre-pass's threads keep this one's interpreter lock),
+   writes the gradebook: the only writer, so gradebook writes are serialized.  A submission that
+   fails gets a one-line reason.
 4. ``generate_feedback`` per student, ``grades.csv`` via nbgrader's CSV export, the report.
 
 Submission files are only ever read.
@@ -32,28 +34,15 @@ from autograder.grader import sandbox as sb
 from autograder.grader.config import load_config, make_api
 from autograder.grader.feedback import close_renderer, write_feedback
 from autograder.grader.grades import GRADER_ERROR, Row, mark_grader_errors, write_csv
-from autograder.grader.plugins import ATTEMPTS, RunStore, SandboxedJudge
+from autograder.grader.plugins import RunStore, SandboxedJudge
 from autograder.grader.safety import refusal, safe_id
+from autograder.grader.serial import SerialStep
+from autograder.grader.serial import autograde_one as _autograde_one  # here, when no child runs it
+from autograder.grader.serial import grader_error as _grader_error
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
     from nbgrader.apps import NbGraderAPI
-
-
-def timestamp_note(folder: Path) -> str:
-    """A one-line note when a submission's timestamp.txt cannot be read."""
-    path = folder / "timestamp.txt"
-    if not path.exists():
-        return ""
-    try:
-        from nbgrader.utils import parse_utc
-        with open(path, "rb") as f:
-            text = f.read(200).decode().strip()
-        if text:
-            parse_utc(text)
-        return ""
-    except Exception:
-        return "its timestamp.txt could not be read, so it was graded as having no timestamp"
 
 
 def assignment_ids() -> list[str]:
@@ -194,17 +183,23 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
     with _interruptible(), sb.RunDir() as run_dir, _renderer_closed():
         store = RunStore(run_dir, chosen, settings.limits(), course_secret(root), workers)
         config.SandboxedJudge.runs = config.SanitizeOnce.runs = store
+        serial = SerialStep(chosen, settings.limits(), slot=workers)  # a slot past the pool's
         if chosen != "none":  # it starts (imports numpy, IPython, matplotlib) while nbgrader sets up
             from autograder.grader.sandbox import zygote
             threading.Thread(target=zygote.shared, name="start-zygote", daemon=True).start()
         api = make_api(config)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # One thread more than sandbox slots: while a thread judges the run it just made, another
+        # has its slot running the next notebook.
+        with ThreadPoolExecutor(max_workers=workers + 1) as pool:
             try:
                 rows = _grade_assignments(api, config, store, pool, assignments, students, workers,
-                                          progress, feedback, say, hooks)
+                                          progress, feedback, say, hooks, serial)
             except BaseException:
+                serial.close(abort=True)
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+            finally:
+                serial.close()
         _write_outputs(api, root, rows, say, hooks)
     return rows
 
@@ -275,7 +270,8 @@ def health_check(api: NbGraderAPI, store: RunStore, assignment: str) -> None:
 
 
 def _grade_assignments(api, config, store: RunStore, pool: ThreadPoolExecutor, assignments: list[str],
-                       students, workers: int, progress: bool, feedback: bool, say, hooks: Hooks) -> list[Row]:
+                       students, workers: int, progress: bool, feedback: bool, say, hooks: Hooks,
+                       serial: SerialStep | None = None) -> list[Row]:
     """Each assignment in turn, its submissions' sandboxed runs on ``pool`` ahead of nbgrader's
     sequential step; the next assignment's runs start while this one's last are still being
     judged (``_Batch.ending``), so the pool is not idle between assignments."""
@@ -307,7 +303,8 @@ def _grade_assignments(api, config, store: RunStore, pool: ThreadPoolExecutor, a
             if isinstance(batch, Exception):
                 raise batch
             mine = batch.finish(api, store, progress, workers,
-                                ahead=(lambda nxt=following: start(nxt)) if following else None)
+                                ahead=(lambda nxt=following: start(nxt)) if following else None,
+                                serial=serial)
         except (KeyboardInterrupt, SandboxBroken):
             raise
         except Exception as exc:  # the grader's own failure on this assignment
@@ -365,7 +362,9 @@ class _Batch:
                 run = store.execute(nb)  # in a slot of the store's pool, as any other sandbox
             except Exception as exc:  # the grader's, for this notebook alone: the judge runs it again
                 run = sb.RunResult("grader-error", f"the grader could not run this notebook ({type(exc).__name__})", None)
-            store.put(store.key(nb, assignment, student, notebook), run, assignment)
+            key = store.key(nb, assignment, student, notebook)
+            store.put(key, run, assignment, student)
+            store.prejudge(key, nb, run)  # its sandbox slot is already another run's
         futures = {(s, n): pool.submit(prepass, s, n) for s in who for n in notebooks}
         return cls(assignment, notebooks, who, refused, futures)
 
@@ -376,7 +375,7 @@ class _Batch:
         return left <= 4 * workers and sum(not f.done() for f in self.futures.values()) < workers
 
     def finish(self, api, store: RunStore, progress: bool, workers: int,
-               ahead: Callable[[], None] | None = None) -> list[Row]:
+               ahead: Callable[[], None] | None = None, serial: SerialStep | None = None) -> list[Row]:
         bar = Progress(len(self.who), f"grading {self.assignment}", progress)
         rows = list(self.refused)
         for k, student in enumerate(self.who):
@@ -397,7 +396,11 @@ class _Batch:
                 except Exception:
                     pass  # autograde below runs it again, and reports why
             try:
-                rows.append(_autograde_one(api, store, self.assignment, student, self.notebooks, start))
+                if serial is not None:
+                    rows.append(serial.autograde(api, store, self.assignment, student, self.notebooks,
+                                                 start, here=_autograde_one))
+                else:
+                    rows.append(_autograde_one(api, store, self.assignment, student, self.notebooks, start))
             except Exception as exc:
                 rows.append(Row(student, self.assignment, status=GRADER_ERROR, seconds=time.monotonic() - start,
                                 reason=_grader_error(f"{type(exc).__name__}: {exc}")))
@@ -405,92 +408,3 @@ class _Batch:
         if ahead is not None:
             ahead()
         return rows
-
-
-def _autograde_one(api, store: RunStore, assignment: str, student: str, notebooks: list[str],
-                   start: float) -> Row:
-    row = Row(student, assignment)
-    folder = Path(api.coursedir.format_path(api.coursedir.submitted_directory, student, assignment))
-    present = sorted(p.name for p in folder.glob("*.ipynb"))
-    missing = [n for n in notebooks if f"{n}.ipynb" not in present]
-    result = api.autograde(assignment, student, force=True, create=True)
-    why = _graders_failure(store, assignment, student, result, folder)
-    for _ in range(1, ATTEMPTS):  # the grader's own failure: once more, from the start
-        if not why:
-            break
-        result = api.autograde(assignment, student, force=True, create=True)
-        why = _graders_failure(store, assignment, student, result, folder)
-    if why and not missing:
-        row.status, row.reason = GRADER_ERROR, _grader_error(why)
-    elif missing:
-        row.status = "failed"
-        row.reason = (f"no {missing[0]}.ipynb in the submission"
-                      + (f" (found: {', '.join(present)[:80]})" if present else " (no notebook at all)"))
-    elif not result["success"]:
-        row.status = "failed"
-        row.reason = _first_error_line(result)
-    note = timestamp_note(folder)
-    if note and not row.reason:
-        row.reason = note
-    for notebook in notebooks:
-        status, reason, seconds, outcomes = store.outcomes.pop((assignment, student, notebook),
-                                                               ("", "", 0.0, []))
-        if reason and row.status == "graded":
-            row.reason = reason
-        for o in outcomes:
-            row.functions[o.grade_id] = (o.passed, "; ".join(o.messages))
-            row.mistakes += [m.name for m in o.mistakes]
-    row.score, row.max_score = _scores(api, assignment, student)
-    row.seconds = time.monotonic() - start
-    return row
-
-
-# What nbgrader says when the submitted file itself is at fault (not JSON, not a notebook).
-_STUDENT_ERRORS = ("NotJSONError", "Notebook does not appear to be JSON", "JSONDecodeError", "validation",
-                   "ValidationError")
-
-
-def _graders_failure(store: RunStore, assignment: str, student: str, result: dict, folder: Path) -> str:
-    """Why grading this submission failed by the grader's own doing ("" if it did not): the
-    judge gave up on one of its notebooks, or nbgrader failed on notebooks that read fine."""
-    mine = [why for (a, s, _), why in list(store.grader_errors.items()) if (a, s) == (assignment, student)]
-    for key in [k for k in list(store.grader_errors) if k[:2] == (assignment, student)]:
-        store.grader_errors.pop(key, None)
-    if mine:
-        return mine[0]
-    if result.get("success"):
-        return ""
-    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
-    if any(needle in text for needle in _STUDENT_ERRORS):
-        return ""
-    try:
-        for path in folder.glob("*.ipynb"):
-            nbformat.read(path, as_version=4)
-    except Exception:
-        return ""  # the file is at fault: the student's
-    return _first_error_line(result).removeprefix("nbgrader could not read the notebook: ")
-
-
-def _grader_error(why: str) -> str:
-    return (f"the grader itself failed on this submission and did not grade it (not the student's "
-            f"doing; grade it again): {why}")[:300]
-
-
-def _first_error_line(result: dict) -> str:
-    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
-    for needle in ("NotJSONError", "Notebook does not appear to be JSON", "JSONDecodeError",
-                   "validation", "Error", "error"):
-        for line in text.splitlines():
-            if needle in line:
-                return "nbgrader could not read the notebook: " + line.strip()[:160]
-    return "nbgrader could not autograde this submission"
-
-
-def _scores(api, assignment: str, student: str) -> tuple[float, float]:
-    from nbgrader.api import Gradebook, MissingEntry
-    with Gradebook(api.coursedir.db_url) as gb:
-        try:
-            sub = gb.find_submission(assignment, student)
-        except MissingEntry:
-            return 0.0, float(gb.find_assignment(assignment).max_score)
-        return float(sub.score), float(sub.max_score)

@@ -60,19 +60,22 @@ class RunStore:
     its own). ``grading.grade`` makes one and hands it to ``SandboxedJudge`` through nbgrader's config."""
 
     def __init__(self, run_dir: sb.RunDir, mode: str, limits: sb.Limits, secret: bytes = b"",
-                 workers: int = 1):
+                 workers: int = 1, first_slot: int = 0):
         import queue
         self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
         self._runs: dict[str, sb.RunResult] = {}
         self._run_assignment: dict[str, str] = {}
+        self._run_student: dict[str, str] = {}
         self._sanitized: dict[tuple, NotebookNode] = {}  # the pre-pass's, until nbgrader asks (SanitizeOnce)
+        # run key -> (digest of the notebook judged, its judged cells, the outcomes): ``prejudge``
+        self._judged: dict[str, tuple[str, list, list]] = {}
         self.outcomes: dict[tuple, tuple] = {}
         self.grader_errors: dict[tuple, str] = {}   # (assignment, student, notebook) -> why
         self._faults: set[str] = set()
         self._lock = threading.Lock()
         self.slots: queue.Queue[int] = queue.Queue()
         for k in range(max(1, workers)):
-            self.slots.put(k)
+            self.slots.put(first_slot + k)
 
     def __deepcopy__(self, memo):  # nbgrader copies its config; this is a handle, not a value
         return self
@@ -124,15 +127,68 @@ class RunStore:
                                        limits=self.limits)
         return sb.run_notebook(nb, request, self.run_dir, mode=self.mode, slot=slot, limits=self.limits)
 
-    def put(self, key: str, run: sb.RunResult, assignment: str = "") -> None:
+    def put(self, key: str, run: sb.RunResult, assignment: str = "", student: str = "") -> None:
         with self._lock:
             self._runs[key] = run
             self._run_assignment[key] = assignment
+            self._run_student[key] = student
 
     def take(self, key: str) -> sb.RunResult | None:
         with self._lock:
             self._run_assignment.pop(key, None)
+            self._run_student.pop(key, None)
             return self._runs.pop(key, None)
+
+    def hand_over(self, assignment: str, student: str) -> dict:
+        """Everything kept for ``student``'s ``assignment`` (runs, verdicts, sanitized notebooks),
+        taken out of this store, for another process's store (``receive``)."""
+        with self._lock:
+            keys = [k for k, a in self._run_assignment.items()
+                    if a == assignment and self._run_student.get(k) == student]
+            runs = {k: self._runs.pop(k) for k in keys if k in self._runs}
+            judged = {k: self._judged.pop(k) for k in keys if k in self._judged}
+            for k in keys:
+                self._run_assignment.pop(k, None)
+                self._run_student.pop(k, None)
+            sanitized = {k: self._sanitized.pop(k) for k in list(self._sanitized)
+                         if k[1:3] == (assignment, student)}
+        return {"runs": runs, "judged": judged, "sanitized": sanitized, "assignment": assignment,
+                "student": student}
+
+    def receive(self, entries: dict) -> None:
+        """What another store handed over (``hand_over``)."""
+        with self._lock:
+            for key, run in entries["runs"].items():
+                self._runs[key] = run
+                self._run_assignment[key] = entries["assignment"]
+                self._run_student[key] = entries["student"]
+            self._judged.update(entries["judged"])
+            self._sanitized.update(entries["sanitized"])
+
+    def prejudge(self, key: str, nb: NotebookNode, run: sb.RunResult) -> None:
+        """Judge ``run`` of ``nb`` now, on the pre-pass's thread, beside the other sandboxes,
+        instead of in nbgrader's sequential step. ``SandboxedJudge`` takes this verdict only for
+        a notebook identical to ``nb`` (the digest of the whole notebook), which the judge would
+        judge the same way (its only other inputs are the run and the course secret); for any
+        other it judges again. A failure here is left for that step to meet and report."""
+        if run.status == "grader-error":
+            return
+        try:
+            digest = whole_digest(nb)
+            judged, outcomes = judge_run(self, nb, run)
+        except Exception:  # noqa: S110 - the sequential step judges it again, and says why
+            return
+        with self._lock:
+            if key in self._runs:
+                self._judged[key] = (digest, judged.cells, outcomes)
+
+    def take_judged(self, key: str, nb: NotebookNode) -> tuple[list, list] | None:
+        """The pre-pass's judged cells and outcomes for ``nb`` (``prejudge``), or None."""
+        with self._lock:
+            kept = self._judged.pop(key, None)
+        if kept is None or kept[0] != whole_digest(nb):
+            return None
+        return kept[1], kept[2]
 
     def put_sanitized(self, key: tuple, nb: NotebookNode) -> None:
         with self._lock:
@@ -148,11 +204,15 @@ class RunStore:
         with self._lock:
             if assignment is None:
                 self._runs.clear()
+                self._judged.clear()
                 self._run_assignment.clear()
+                self._run_student.clear()
                 self._sanitized.clear()
                 return
             for key in [k for k, a in self._run_assignment.items() if a == assignment]:
                 self._runs.pop(key, None)
+                self._judged.pop(key, None)
+                self._run_student.pop(key, None)
                 self._run_assignment.pop(key)
             for key in [k for k in self._sanitized if k[1] == assignment]:
                 self._sanitized.pop(key)
@@ -194,7 +254,9 @@ class SandboxedJudge(NbGraderPreprocessor):
         install()
         if self.runs is not None:
             store = self.runs
-            self._judge(store, nb, ids, store.take(store.key(nb, *ids)))
+            key = store.key(nb, *ids)
+            run = store.take(key)
+            self._judge(store, nb, ids, run, store.take_judged(key, nb) if run is not None else None)
         else:  # stock `nbgrader autograde`: a scratch space for this notebook alone
             from nbgrader.coursedir import CourseDirectory
 
@@ -206,29 +268,31 @@ class SandboxedJudge(NbGraderPreprocessor):
         return nb, resources
 
     @staticmethod
-    def _judge(store: RunStore, nb: NotebookNode, ids: tuple, run: sb.RunResult | None) -> None:
+    def _judge(store: RunStore, nb: NotebookNode, ids: tuple, run: sb.RunResult | None,
+               prejudged: tuple[list, list] | None = None) -> None:
         """Judge ``nb`` from ``run`` (or a fresh run); a failure of the grader's own machinery is
-        retried with a fresh run, and past ATTEMPTS raises GraderError (never a 0)."""
-        from autograder.course import checks
-        from autograder.grader import judge
-        original, why = copy.deepcopy(nb), ""
+        retried with a fresh run, and past ATTEMPTS raises GraderError (never a 0). ``prejudged``:
+        the pre-pass's verdict on this very notebook and run (``RunStore.prejudge``)."""
+        why = ""  # ``nb`` itself is only read (copied to run and to judge) until it is judged
         for attempt in range(ATTEMPTS):
             if run is None or run.status == "grader-error" or attempt:
-                run = store.execute(copy.deepcopy(original))
+                run = store.execute(copy.deepcopy(nb))
+                prejudged = None
             if run.status == "grader-error":
                 why = run.reason
                 continue
             try:
                 if store.injected_fault(ids[1]):
                     raise RuntimeError(f"a failure injected by the test ({FAULT_ENV})")
-                judged = copy.deepcopy(original)
-                _copy_plain_outputs(judged, run.executed)
-                with checks.keyed(store.submission_key(judged)):
-                    outcomes = judge.judge_notebook(judged, run.results, run.executed, run.reason)
+                if prejudged is not None:
+                    cells, outcomes = prejudged
+                else:
+                    judged, outcomes = judge_run(store, nb, run)
+                    cells = judged.cells
             except Exception as exc:
                 why = f"the judge failed: {type(exc).__name__}: {exc}"
                 continue
-            nb.cells = judged.cells
+            nb.cells = cells
             store.outcomes[ids] = (run.status, run.reason, run.seconds, outcomes)
             store.grader_errors.pop(ids, None)
             return
@@ -237,6 +301,23 @@ class SandboxedJudge(NbGraderPreprocessor):
 
 
 # ---- sanitizing: what honest editors do to a notebook ---------------------------------------
+
+def whole_digest(nb: NotebookNode) -> str:
+    """sha256 of the whole notebook as JSON, keys sorted."""
+    return hashlib.sha256(json.dumps(nb, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def judge_run(store: RunStore, nb: NotebookNode, run: sb.RunResult) -> tuple[NotebookNode, list]:
+    """The trusted judge's verdict on ``run`` of ``nb``: a copy of ``nb`` with the plain outputs
+    of ordinary cells and every test cell's output written, and the check outcomes."""
+    from autograder.course import checks
+    from autograder.grader import judge
+    judged = copy.deepcopy(nb)
+    _copy_plain_outputs(judged, run.executed)
+    with checks.keyed(store.submission_key(judged)):
+        outcomes = judge.judge_notebook(judged, run.results, run.executed, run.reason)
+    return judged, outcomes
+
 
 def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
