@@ -32,11 +32,9 @@ def _start_zygote_meanwhile() -> None:
     process of its own importing numpy, IPython and matplotlib while this one imports nbgrader and
     opens the gradebook; the first run waits for it, and it stops with this process."""
     import atexit
-    import threading
 
     from autograder.grader.sandbox import zygote
-    thread = threading.Thread(target=zygote.shared, name="start-zygote", daemon=True)
-    thread.start()
+    thread = zygote.start_meanwhile()
 
     def stop():  # a command that ended early (refused, interrupted) leaves no zygote nor its folder
         thread.join(timeout=90)

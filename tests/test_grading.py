@@ -776,7 +776,7 @@ def test_the_next_assignments_runs_start_before_this_ones_last_are_judged(monkey
     assert events.index(("start", "a3")) > events.index(("judge", "a1", "s19"))  # in a2's turn
     assert judged_a1 and kept_ahead == [True]  # a1's clear() kept a3's run, made ahead
     assert checked == ["a1"]  # once, on the first assignment with submissions
-    assert store._runs == {} and store._run_assignment == {}
+    assert store._runs == {} and store._run_owner == {}
 
 
 def test_the_health_check_takes_its_slot_from_the_pool(tmp_path):

@@ -7,6 +7,7 @@ import nbformat
 from autograder.course import samples
 from autograder.grader import plugins
 from autograder.grader import sandbox as sb
+from autograder.grader.keys import notebook_digest
 
 from conftest import REPO, graded_points
 
@@ -26,7 +27,7 @@ def test_a_students_runs_verdicts_and_sanitized_notebooks_move_between_stores_wh
     for assignment, student in ((A, "s1"), (A, "s2"), ("ch3_backward", "s1")):
         key = f"{assignment}/{student}"
         store.put(key, sb.RunResult("ok", "", nb, {"f": []}, 1.5), assignment, student)
-        store._judged[key] = (plugins.whole_digest(nb), list(nb.cells), [student])
+        store._judged[key] = (notebook_digest(nb), list(nb.cells), [student])
         store.put_sanitized(("digest", assignment, student, A, "db"), nb)
     handed = pickle.loads(pickle.dumps(store.hand_over(A, "s1")))
     assert set(handed["runs"]) == set(handed["judged"]) == {f"{A}/s1"}
@@ -41,7 +42,7 @@ def test_a_students_runs_verdicts_and_sanitized_notebooks_move_between_stores_wh
     assert other.take_sanitized(("digest", A, "s1", A, "db")) == nb
     other.receive(handed)
     other.clear(A)
-    assert other._runs == other._judged == other._run_student == {}
+    assert other._runs == other._judged == other._run_owner == {}
 
 
 def test_the_pre_passs_verdict_is_taken_only_for_the_very_notebook_it_judged():
@@ -49,11 +50,11 @@ def test_the_pre_passs_verdict_is_taken_only_for_the_very_notebook_it_judged():
     store = plugins.RunStore(None, "none", sb.Limits())
     run = sb.RunResult("ok", "", None)
     store.put("k", run, A, "s1")
-    store._judged["k"] = (plugins.whole_digest(nb), ["cells"], ["outcomes"])
+    store._judged["k"] = (notebook_digest(nb), ["cells"], ["outcomes"])
     changed = copy.deepcopy(nb)
     changed.cells[0].metadata["nbgrader"] = {"grade": True, "points": 100}  # anything at all
     assert store.take_judged("k", changed) is None  # judged again, from the run
-    store._judged["k"] = (plugins.whole_digest(nb), ["cells"], ["outcomes"])
+    store._judged["k"] = (notebook_digest(nb), ["cells"], ["outcomes"])
     assert store.take_judged("k", copy.deepcopy(nb)) == (["cells"], ["outcomes"])
     assert store.take_judged("k", nb) is None  # taken once
     store.prejudge("k", nb, sb.RunResult("grader-error", "no", None))  # never kept

@@ -53,11 +53,15 @@ def course_secret(root: str | Path) -> bytes:
 DIGEST = "bn_submission_digest"   # notebook metadata field the first sanitize step writes
 
 
+def notebook_digest(nb: NotebookNode | dict) -> str:
+    """sha256 of the whole notebook as JSON, keys sorted."""
+    return hashlib.sha256(json.dumps(nb, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def submission_digest(nb: NotebookNode) -> str:
-    """sha256 of the whole notebook as JSON (keys sorted), but for the digest field itself."""
+    """``notebook_digest`` of the notebook but for the digest field itself."""
     meta = {k: v for k, v in dict(nb.get("metadata", {})).items() if k != DIGEST}
-    whole = {**dict(nb), "metadata": meta}
-    return hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()
+    return notebook_digest({**dict(nb), "metadata": meta})
 
 
 def submission_key(secret: bytes, nb: NotebookNode) -> str:

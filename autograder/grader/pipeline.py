@@ -186,7 +186,7 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
         serial = SerialStep(chosen, settings.limits(), slot=workers)  # a slot past the pool's
         if chosen != "none":  # it starts (imports numpy, IPython, matplotlib) while nbgrader sets up
             from autograder.grader.sandbox import zygote
-            threading.Thread(target=zygote.shared, name="start-zygote", daemon=True).start()
+            zygote.start_meanwhile()
         api = make_api(config)
         # One thread more than sandbox slots: while a thread judges the run it just made, another
         # has its slot running the next notebook.

@@ -32,6 +32,7 @@ from nbgrader.preprocessors import (
 from traitlets import Enum, Float, Instance, Integer
 
 from autograder.grader import sandbox as sb
+from autograder.grader.keys import notebook_digest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,8 +65,7 @@ class RunStore:
         import queue
         self.run_dir, self.mode, self.limits, self.secret = run_dir, mode, limits, secret
         self._runs: dict[str, sb.RunResult] = {}
-        self._run_assignment: dict[str, str] = {}
-        self._run_student: dict[str, str] = {}
+        self._run_owner: dict[str, tuple[str, str]] = {}  # run key -> (assignment, student)
         self._sanitized: dict[tuple, NotebookNode] = {}  # the pre-pass's, until nbgrader asks (SanitizeOnce)
         # run key -> (digest of the notebook judged, its judged cells, the outcomes): ``prejudge``
         self._judged: dict[str, tuple[str, list, list]] = {}
@@ -130,26 +130,22 @@ class RunStore:
     def put(self, key: str, run: sb.RunResult, assignment: str = "", student: str = "") -> None:
         with self._lock:
             self._runs[key] = run
-            self._run_assignment[key] = assignment
-            self._run_student[key] = student
+            self._run_owner[key] = (assignment, student)
 
     def take(self, key: str) -> sb.RunResult | None:
         with self._lock:
-            self._run_assignment.pop(key, None)
-            self._run_student.pop(key, None)
+            self._run_owner.pop(key, None)
             return self._runs.pop(key, None)
 
     def hand_over(self, assignment: str, student: str) -> dict:
         """Everything kept for ``student``'s ``assignment`` (runs, verdicts, sanitized notebooks),
         taken out of this store, for another process's store (``receive``)."""
         with self._lock:
-            keys = [k for k, a in self._run_assignment.items()
-                    if a == assignment and self._run_student.get(k) == student]
+            keys = [k for k, owner in self._run_owner.items() if owner == (assignment, student)]
             runs = {k: self._runs.pop(k) for k in keys if k in self._runs}
             judged = {k: self._judged.pop(k) for k in keys if k in self._judged}
             for k in keys:
-                self._run_assignment.pop(k, None)
-                self._run_student.pop(k, None)
+                del self._run_owner[k]
             sanitized = {k: self._sanitized.pop(k) for k in list(self._sanitized)
                          if k[1:3] == (assignment, student)}
         return {"runs": runs, "judged": judged, "sanitized": sanitized, "assignment": assignment,
@@ -160,8 +156,7 @@ class RunStore:
         with self._lock:
             for key, run in entries["runs"].items():
                 self._runs[key] = run
-                self._run_assignment[key] = entries["assignment"]
-                self._run_student[key] = entries["student"]
+                self._run_owner[key] = (entries["assignment"], entries["student"])
             self._judged.update(entries["judged"])
             self._sanitized.update(entries["sanitized"])
 
@@ -174,7 +169,7 @@ class RunStore:
         if run.status == "grader-error":
             return
         try:
-            digest = whole_digest(nb)
+            digest = notebook_digest(nb)
             judged, outcomes = judge_run(self, nb, run)
         except Exception:  # noqa: S110 - the sequential step judges it again, and says why
             return
@@ -186,7 +181,7 @@ class RunStore:
         """The pre-pass's judged cells and outcomes for ``nb`` (``prejudge``), or None."""
         with self._lock:
             kept = self._judged.pop(key, None)
-        if kept is None or kept[0] != whole_digest(nb):
+        if kept is None or kept[0] != notebook_digest(nb):
             return None
         return kept[1], kept[2]
 
@@ -205,15 +200,13 @@ class RunStore:
             if assignment is None:
                 self._runs.clear()
                 self._judged.clear()
-                self._run_assignment.clear()
-                self._run_student.clear()
+                self._run_owner.clear()
                 self._sanitized.clear()
                 return
-            for key in [k for k, a in self._run_assignment.items() if a == assignment]:
+            for key in [k for k, (a, _) in self._run_owner.items() if a == assignment]:
                 self._runs.pop(key, None)
                 self._judged.pop(key, None)
-                self._run_student.pop(key, None)
-                self._run_assignment.pop(key)
+                self._run_owner.pop(key)
             for key in [k for k in self._sanitized if k[1] == assignment]:
                 self._sanitized.pop(key)
 
@@ -301,11 +294,6 @@ class SandboxedJudge(NbGraderPreprocessor):
 
 
 # ---- sanitizing: what honest editors do to a notebook ---------------------------------------
-
-def whole_digest(nb: NotebookNode) -> str:
-    """sha256 of the whole notebook as JSON, keys sorted."""
-    return hashlib.sha256(json.dumps(nb, sort_keys=True, default=str).encode()).hexdigest()
-
 
 def judge_run(store: RunStore, nb: NotebookNode, run: sb.RunResult) -> tuple[NotebookNode, list]:
     """The trusted judge's verdict on ``run`` of ``nb``: a copy of ``nb`` with the plain outputs

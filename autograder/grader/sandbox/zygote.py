@@ -38,6 +38,10 @@ import signal
 import socket
 import struct
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import threading
 
 # Imported before the first fork; nothing else is. Beyond numpy and IPython, what the runner's
 # shell and the student package import as they start, what IPython's first cell imports
@@ -501,6 +505,15 @@ def shared() -> Zygote | None:
             _SHARED["zygote"] = None
             sys.stderr.write(f"note: notebooks start a fresh interpreter each (no zygote: {exc})\n")
         return _SHARED["zygote"]
+
+
+def start_meanwhile() -> threading.Thread:
+    """Start this process's zygote (``shared``) on a thread of its own: its process imports
+    numpy, IPython and matplotlib while the grader sets up; the first run waits for it."""
+    import threading
+    thread = threading.Thread(target=shared, name="start-zygote", daemon=True)
+    thread.start()
+    return thread
 
 
 def broken(why: str) -> None:
