@@ -195,6 +195,9 @@ def grade(assignments: list[str], students: list[str] | None = None, workers: in
                 rows = _grade_assignments(api, config, store, pool, assignments, students, workers,
                                           progress, feedback, say, hooks, serial)
             except BaseException:
+                # Every sandbox stops now, and any a pre-pass thread (one more than the slots)
+                # starts after this: the pool's shutdown does not wait out a cell's time limit.
+                sb.CANCEL.set()
                 serial.close(abort=True)
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
