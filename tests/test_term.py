@@ -350,6 +350,33 @@ def test_grades_csv_and_report_say_missing_not_zero(term_class):
     assert "2 missing, 3 late, " in report and "Missing (on the roster, no submission)" in report
 
 
+def test_grades_csv_from_the_runs_standings_is_the_gradebooks(term_class, tmp_path, monkeypatch):
+    """grades.csv is written from the standings read during the run (after each assignment's last
+    gradebook write), not read again: the same file a fresh read of the gradebook writes, and a
+    student the gradebook met after an assignment's standing was read is missing there, as a
+    fresh read says."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    from autograder.grader.config import make_api
+    from autograder.term import grading
+    from autograder.term.late import standing
+    root, _, _ = term_class
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    monkeypatch.setenv("BN_GRADER_ROOT", str(copy))
+    api = make_api()
+    assert (root / "grades.csv").read_text() == grading.write_grades_csv(api, tmp_path / "fresh.csv").read_text()
+    known = {A: standing(api, A)}
+    with Gradebook(api.coursedir.db_url) as gb:
+        gb.add_student("41999")  # met after A's standing was read
+    reused = grading.write_grades_csv(api, tmp_path / "reused.csv", known).read_text()
+    assert reused == grading.write_grades_csv(api, tmp_path / "fresh.csv").read_text()
+    assert {r["student_id"]: r for r in _rows(tmp_path / "reused.csv")}["41999"]["status"] == "missing"
+    assert "41999" not in known[A]
+
+
 def _grade_written(root: Path, student: str, points: float) -> None:
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:

@@ -372,10 +372,12 @@ class _Batch:
         return cls(assignment, notebooks, who, refused, futures)
 
     def ending(self, workers: int, left: int) -> bool:
-        """Time to start the next assignment's runs: fewer of this one's are unfinished than
-        there are workers (one is idle, or soon), and few of its students are left to judge
-        (the runs made ahead wait in memory for their turn: this bounds them)."""
-        return left <= 4 * workers and sum(not f.done() for f in self.futures.values()) < workers
+        """Time to start the next assignment's runs: no more of this one's are unfinished than
+        there are workers (none waits for a slot: the next to free has nothing queued, so the
+        next assignment's gradebook set-up is done while the last runs still hold both), and few
+        of its students are left to judge (the runs made ahead wait in memory for their turn:
+        this bounds them)."""
+        return left <= 4 * workers and sum(not f.done() for f in self.futures.values()) <= workers
 
     def finish(self, api, store: RunStore, progress: bool, workers: int,
                ahead: Callable[[], None] | None = None, serial: SerialStep | None = None) -> list[Row]:
