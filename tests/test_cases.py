@@ -277,3 +277,29 @@ def test_whitening_whitens_and_makes_the_hessian_round():
     np.testing.assert_allclose(z.T @ z / len(z), np.eye(4), atol=1e-8)
     assert R.condition_number(z) == pytest.approx(1.0, abs=1e-8)
     assert R.condition_number(x) > 10
+
+
+# ---- chapter 5: the sweep's hidden cases are small, and still tell every mistake apart ---------
+
+@pytest.mark.parametrize("key", ["submission-a", "submission-b"])
+def test_each_hidden_sweep_case_tells_apart_the_mistakes_its_setting_can_show(key):
+    """The experiment's hidden cases train on fewer rows than the visible ones (grading pays for
+    every training step twice: the student's run and the reference). Each must still tell apart,
+    for any submission's key, every known mistake its setting can show: with BN all of them, with
+    GN those of the training loop; the last partial batch wherever a batch size leaves one."""
+    check = next(c for c in ASSIGNMENTS["ch5_alternatives"] if c.function == "batch_size_sweep")
+    loop = {"loss summed", "weights carried over"}
+    hidden = [c for c in check.cases if c.hidden]
+    assert len(hidden) >= 4
+    with checks.keyed(key):
+        for case in hidden:
+            inputs = checks.case_inputs(check, case)
+            n = len(inputs["x_train"])
+            assert n <= 125 and n < len(checks.case_inputs(check, check.cases[0])["x_train"]), case.name
+            partial = any(n % b for b in inputs["batch_sizes"])
+            shows = ({m.name for m in check.mistakes} if inputs["norm"] == "bn" else set(loop)) | (
+                {"last partial batch used"} if partial else set())
+            expected = checks.expected_outputs(check, case)
+            told = {known.name for known, wrong in checks.known_outputs(check, case)
+                    if not all(np.allclose(w, e, rtol=1e-6, atol=1e-8) for w, e in zip(wrong, expected))}
+            assert shows <= told, (case.name, shows - told)

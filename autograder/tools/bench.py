@@ -1,6 +1,6 @@
 """Benchmark grading three ways on one generated class; print seconds per notebook and ratios.
 
-    python -m autograder.tools.bench [--students 40] [--workers N] [--skip-stock]
+    python -m autograder.tools.bench [--students 40] [--workers N] [--skip-stock] [--repeat 3]
     python -m autograder.tools.bench --solutions     # each solution notebook, top to bottom
     python -m autograder.tools.bench --scaling --students 12   # where the time goes; 1 and 2
                                                                # Dask workers; Amdahl (tools/scaling.py)
@@ -13,7 +13,9 @@
 3. bare nbclient execution of the same notebooks, ``--workers`` at a time, no grading.
 
 Each is printed in wall seconds and core-seconds per notebook (``scaling.cost``: this process
-and every process it started, sandboxes included), then where a notebook's time goes
+and every process it started, sandboxes included); (0) and (1) are the medians of ``--repeat``
+rounds, with their range, and (2) runs in shares between (1)'s runs, so that the machine's drift
+reaches both alike. Then where a notebook's time goes
 (``scaling.where_the_time_goes``). Targets (issue 26): (1) within 1.5x of (0) in core-s, and at
 least 7x cheaper than (2).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,7 +56,9 @@ def time_pipeline(root: Path, assignments: list[str], workers: int, mode: str) -
     return tuple(got["pipeline"])
 
 
-def time_stock(root: Path, assignments: list[str]) -> tuple[float, float]:
+def prepare_stock(root: Path, assignments: list[str]) -> dict:
+    """Stock nbgrader's course folder and gradebook for ``assignments`` (not timed); the
+    environment its commands run in."""
     (root / "nbgrader_config.py").write_text(
         "c = get_config()\n"
         f"c.CourseDirectory.root = {str(root)!r}\n"
@@ -65,6 +70,11 @@ def time_stock(root: Path, assignments: list[str]) -> tuple[float, float]:
     for a in assignments:
         subprocess.run(["nbgrader", "generate_assignment", a, "--force", "--create"], cwd=root, env=env,
                        check=True, capture_output=True)
+    return env
+
+
+def time_stock(root: Path, assignments: list[str], env: dict) -> tuple[float, float]:
+    """(wall, core-s) of ``nbgrader autograde`` on each of ``assignments`` in turn."""
     got: dict = {}
     with cost(got, "stock"):
         for a in assignments:
@@ -123,6 +133,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--assignment", action="append", help="default: every assignment")
     parser.add_argument("--skip-stock", action="store_true", help="stock nbgrader is slow: skip it")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the floor and of this pipeline's runs, interleaved; each "
+                             "median is printed (default 3)")
     parser.add_argument("--skip-breakdown", action="store_true",
                         help="do not print where each notebook's time goes")
     parser.add_argument("--solutions", action="store_true",
@@ -165,20 +178,48 @@ def _compare(base: Path, assignments: list[str], args) -> int:
 
     def line(name, pair, extra=""):
         print(f"  {name:<46} {pair[0] / n:6.3f} s {pair[1] / n:7.3f} core-s{extra}", flush=True)
-    floor = time_floor(paths, args.workers)
-    line("floor: own code cells, one cold python", floor)
+    # Side by side in time, not only on one machine: ``--repeat`` rounds of the floor and of
+    # this pipeline's modes, and between them stock nbgrader's assignments, a share after each
+    # of this pipeline's runs (its total is their sum). This machine's speed drifts by a fifth
+    # within minutes as neighbours come and go: measured one after the other, a ratio measured
+    # the drift. Of the floor and this pipeline, the median round of each is kept.
+    modes = ["root", "user"] if os.geteuid() == 0 else ["user"]
+    repeat = max(args.repeat, 1)
+    slots = repeat * len(modes)
+    shares = [assignments[k * len(assignments) // slots:(k + 1) * len(assignments) // slots]
+              for k in range(slots)]
+    stock_env = None if args.skip_stock else prepare_stock(stock_root, assignments)
+    rounds: dict[str, list] = {}
+    for _ in range(repeat):
+        rounds.setdefault("floor", []).append(time_floor(paths, args.workers))
+        for mode in modes:
+            rounds.setdefault(mode, []).append(time_pipeline(ours_root, assignments, args.workers, mode))
+            share = shares.pop(0)
+            if stock_env is not None and share:
+                rounds.setdefault("stock", []).append(time_stock(stock_root, share, stock_env))
+
+    def median(kind):
+        got = rounds[kind]
+        return tuple(statistics.median(p[i] for p in got) for i in (0, 1))
+
+    def spread(kind):
+        walls = sorted(p[0] / n for p in rounds[kind])
+        return f"  (median of {len(walls)}: {walls[0]:.3f}-{walls[-1]:.3f} s)" if len(walls) > 1 else ""
+    floor = median("floor")
+    line("floor: own code cells, one cold python", floor, spread("floor"))
     line("bare nbclient (a kernel each, no grading)", time_nbclient(paths, args.workers))
     ours = {}
-    for mode in (["root", "user"] if os.geteuid() == 0 else ["user"]):
-        ours[mode] = time_pipeline(ours_root, assignments, args.workers, mode)
+    for mode in modes:
+        ours[mode] = median(mode)
         line(f"this pipeline, {mode} mode", ours[mode],
              f"   {ours[mode][1] / floor[1]:4.2f}x the floor's core-s (target <= {TARGET_RATIO}; "
-             f"<= {TARGET_CORE_S} core-s)")
+             f"<= {TARGET_CORE_S} core-s)" + spread(mode))
     if len(ours) == 2:
         print(f"  user mode / root mode: {ours['user'][1] / ours['root'][1]:5.2f} (core-s)")
     if not args.skip_stock:
-        stock = time_stock(stock_root, assignments)
-        line("stock nbgrader autograde (sequential)", stock)
+        stock = tuple(sum(p[i] for p in rounds["stock"]) for i in (0, 1))
+        line("stock nbgrader autograde (sequential)", stock,
+             f"  (in {len(rounds['stock'])} shares, between this pipeline's runs)")
         for mode, pair in ours.items():
             print(f"  speed-up of {mode} mode over stock nbgrader: {stock[1] / pair[1]:5.2f}x core-s, "
                   f"{stock[0] / pair[0]:5.2f}x wall (target >= {TARGET_STOCK:g})")
