@@ -635,6 +635,46 @@ def test_feedback_exporter_gives_the_page_nbconvert_gives_without_its_soup_pass(
     assert [img.get("alt") for img in BeautifulSoup(page, "html.parser").find_all("img")] == [IMAGE_ALT]
 
 
+def test_feedback_highlighting_is_remembered_per_source_and_gives_nbconverts_html(monkeypatch):
+    """The feedback exporter remembers a code cell's highlighted HTML: a source met again (the
+    given code, the check cells, in every student's page) is not highlighted again, and what it
+    gives is what nbconvert's own filter gives, for each language and magics language."""
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.filters import highlight as nbhighlight
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    from autograder.grader import feedback
+    monkeypatch.setattr(feedback, "_HIGHLIGHTED", {})
+    exporter = feedback.feedback_exporter()()
+    exporter.from_notebook_node(__import__("nbformat").v4.new_notebook())  # registers the filter
+    ours = exporter.environment.filters["highlight_code"]
+    assert isinstance(ours, Highlight2HTML) and type(ours) is not Highlight2HTML
+    stock = Highlight2HTML(pygments_lexer="ipython3", parent=HTMLExporter())
+    calls = []
+    real = nbhighlight._pygments_highlight
+    monkeypatch.setattr(nbhighlight, "_pygments_highlight", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    cells = [("x = np.mean(a, axis=0)\n", None, None), ("%%bash\necho hi", None, {"magics_language": "bash"}),
+             ("%%bash\necho hi", None, {}), ("x = np.mean(a, axis=0)\n", "python", None), ("", None, None)]
+    first = [ours(s, lang, meta) for s, lang, meta in cells]
+    assert len(calls) == len(cells)  # each differs in what the HTML depends on
+    assert first == [ours(s, lang, meta) for s, lang, meta in cells] and len(calls) == len(cells)
+    monkeypatch.setattr(nbhighlight, "_pygments_highlight", real)
+    assert first == [stock(s, lang, meta) for s, lang, meta in cells]
+    assert first[1] != first[2] and first[0] != first[3]
+    # Bounded in characters held (source and HTML): a full memory starts again, and a source
+    # too long for it is highlighted each time, not kept.
+    monkeypatch.setattr(feedback, "_HIGHLIGHT_BUDGET", 64 * 300)
+    monkeypatch.setattr(feedback, "_HIGHLIGHT_HELD", [0])
+    feedback._HIGHLIGHTED.clear()
+    for k in range(200):
+        ours(f"y = {k}\n")
+    held = sum(len(key[0]) + len(html) for key, html in feedback._HIGHLIGHTED.items())
+    assert 0 < held == feedback._HIGHLIGHT_HELD[0] <= feedback._HIGHLIGHT_BUDGET
+    assert len(feedback._HIGHLIGHTED) < 200
+    ours("z = 1\n" * 5000)
+    assert not any(len(key[0]) > 300 for key in feedback._HIGHLIGHTED)
+
+
 def test_overwrite_cells_at_once_restores_what_nbgraders_own_restores(graded_class, tmp_path):
     """``OverwriteCellsAtOnce`` reads a notebook's rows in one go; what it makes of a tampered
     notebook (a locked cell edited, points raised, a cell's type changed, an unknown id) is what
@@ -822,3 +862,81 @@ def test_the_health_check_takes_its_slot_from_the_pool(tmp_path):
     with pytest.raises(pipeline.SandboxBroken, match="uid map"):
         pipeline.health_check(Api(), Store(), "ch2_forward")
     assert asked == [None]
+
+
+def test_feedback_templates_are_compiled_once_per_process_while_their_source_stays(monkeypatch):
+    """Each feedback run makes a new exporter and Jinja environment; the templates' compiled code
+    is kept in this process (a Jinja bytecode cache) and reused by the next environment, and a
+    template whose source changed is compiled again."""
+    import jinja2
+
+    from autograder.grader import feedback
+    cache = feedback._compiled_templates()
+    assert feedback.feedback_exporter()().environment.bytecode_cache is cache
+    cache.clear()
+    parsed = []
+    real = jinja2.Environment._parse
+    monkeypatch.setattr(jinja2.Environment, "_parse",
+                        lambda self, *a, **k: parsed.append(a[1]) or real(self, *a, **k))
+
+    def render(source):
+        env = jinja2.Environment(loader=jinja2.DictLoader({"page.j2": source}), bytecode_cache=cache)
+        return env.get_template("page.j2").render(score=3)
+    assert render("score {{ score }}") == "score 3" and parsed == ["page.j2"]
+    assert render("score {{ score }}") == "score 3" and parsed == ["page.j2"]  # not parsed again
+    assert render("points {{ score }}") == "points 3" and parsed == ["page.j2", "page.j2"]
+
+
+def test_get_grades_at_once_shows_what_nbgraders_own_shows(graded_class, tmp_path):
+    """A feedback page's scores and comments: ``GetGradesAtOnce`` reads a notebook's grade and
+    comment rows in two queries; what it puts in each cell (score, points, comment) and in the
+    page's totals is what nbgrader's ``GetGrades`` puts there, for code, written-answer and task
+    cells, with a grader's manual score and comment in place, in under half the queries. The
+    feedback run uses it."""
+    import copy
+
+    import nbformat
+    from nbgrader.api import Comment, Grade, Gradebook
+    from nbgrader.preprocessors import GetGrades
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from autograder.grader import feedback
+    from autograder.grader.config import speed_up_nbgrader
+    from autograder.grader.plugins import GetGradesAtOnce
+    speed_up_nbgrader()  # as the feedback process has it
+    url, nb, resources = _autograded_copy(graded_class, tmp_path)
+    with Gradebook(url) as gb:
+        task = gb.add_task_cell("a-task", "ch2_forward", "ch2_forward", max_score=2.0, cell_type="markdown")
+        sub = gb.find_submission_notebook("ch2_forward", "ch2_forward", "sample-honest")
+        gb.db.add_all([Grade(cell_id=task.id, notebook=sub, manual_score=1.5),
+                       Comment(cell_id=task.id, notebook=sub, manual_comment="clear, but short")])
+        graded = [g for g in sub.grades if g.cell.name != "a-task"]
+        graded[0].manual_score = 0.25
+        gb.db.commit()
+    nb.cells.append(nbformat.v4.new_markdown_cell("Explain.", metadata={"nbgrader": {
+        "grade": True, "solution": False, "locked": True, "task": True, "points": 2.0,
+        "grade_id": "a-task", "schema_version": 3}}))
+    shown, queries = {}, {}
+    for cls in (GetGrades, GetGradesAtOnce):
+        seen = []
+
+        def count(*args, into=seen):
+            into.append(1)
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            got, res = cls().preprocess(copy.deepcopy(nb), copy.deepcopy(resources))
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        queries[cls] = len(seen)
+        shown[cls] = ([c.metadata.get("nbgrader") for c in got.cells],
+                      {k: res["nbgrader"][k] for k in ("score", "max_score", "late_penalty")})
+    cells, totals = shown[GetGradesAtOnce]
+    assert shown[GetGradesAtOnce] == shown[GetGrades]
+    task_cell = next(c for c in cells if c and c.get("grade_id") == "a-task")
+    assert (task_cell["score"], task_cell["comment"]) == (1.5, "clear, but short")
+    assert 0.25 in [c.get("score") for c in cells if c]
+    assert totals["max_score"] > 0
+    assert queries[GetGradesAtOnce] < queries[GetGrades] / 2, queries
+    # The feedback run uses it in place of nbgrader's default, ``GetGrades``.
+    assert feedback.feedback_config().GenerateFeedback.preprocessors[0] is GetGradesAtOnce

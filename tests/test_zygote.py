@@ -39,6 +39,7 @@ seen = {
     "cmdline": open("/proc/self/cmdline").read().rstrip("\0").split("\0")[:4],
     "init": "waiter" if "select.select" in open("/proc/1/cmdline").read() else "bubblewrap",
     "numpy_random": float(__import__("numpy").random.random()),
+    "py_random": __import__("random").random(),
     "matplotlib": [__import__("matplotlib").get_configdir(), __import__("matplotlib").get_cachedir(),
                    __import__("matplotlib").get_backend()],
 }
@@ -86,8 +87,10 @@ def test_a_forked_run_sees_the_sandbox_a_fresh_interpreter_sees(mode, monkeypatc
     assert forked["grader_modules"] == [] and "not available while grading" in forked["torch"]
     assert fresh["numpy_random"] != forked["numpy_random"]
     # Two forked runs do not share numpy's unseeded global generator.
-    assert forked["numpy_random"] != _probe(mode)["numpy_random"]
-    for key in ("init", "numpy_random", "limits", "init_limits", "argv"):
+    again = _probe(mode)
+    assert forked["numpy_random"] != again["numpy_random"]  # both preloaded in the zygote
+    assert forked["py_random"] != again["py_random"]
+    for key in ("init", "numpy_random", "py_random", "limits", "init_limits", "argv"):
         fresh.pop(key), forked.pop(key)
     assert forked == fresh
 
@@ -128,6 +131,41 @@ def test_the_only_difference_in_rlimits_is_the_two_processes_the_zygote_adds(mod
     differ = [(a, b) for a, b in zip(fresh, forked) if a != b]
     assert len(differ) == 1 and differ[0][0].startswith("Max processes"), differ
     assert int(differ[0][1].split()[2]) == int(differ[0][0].split()[2]) + sandbox.run.ZYGOTE_OVERHEAD
+
+
+# Errors as a graded notebook shows them: a check that fails inside the student's function, an
+# error raised deep in numpy, one in a module the notebook itself wrote, and where inspect says
+# each of those frames comes from (the zygote learns inspect's table of module files up front).
+ERRORS = [
+    "def f(a):\n    assert a.sum() == 1, 'the mean is off'\n",
+    "f(np.zeros(3))",
+    "np.linalg.inv(np.zeros((2, 2)))",
+    "open('mine.py', 'w').write('def g():\\n    return 1 / 0\\n')\nimport mine\nmine.g()",
+    "import inspect, numpy.linalg, mine\n"
+    "print([getattr(inspect.getmodule(compile('0', m.__file__, 'eval')), '__name__', None)\n"
+    "       for m in (numpy.linalg._linalg, mine, inspect)], inspect.getmodule(f.__code__),\n"
+    "      inspect.getmodule(compile('0', ZYGOTE, 'eval')))",  # the zygote's own script: no module
+]
+
+
+@pytest.mark.parametrize("mode", _modes())
+def test_a_forked_run_shows_errors_as_a_fresh_interpreter_does(mode, monkeypatch):
+    cells = [f"ZYGOTE = {os.path.abspath(zygote.__file__)!r}", *ERRORS]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
+    shown = {}
+    for zygote_on in ("0", "1"):
+        monkeypatch.setenv("BN_ZYGOTE", zygote_on)
+        with sandbox.RunDir() as run_dir:
+            run = sandbox.run_notebook(nb, {}, run_dir, mode=mode, slot=1)
+        assert run.status == "ok", run.reason
+        shown[zygote_on] = [c.outputs for c in run.executed.cells[1:]]
+    assert zygote.shared() is not None, "the zygote did not start here"
+    fresh, forked = shown["0"], shown["1"]
+    assert [o[0].get("ename") for o in forked[1:4]] == ["AssertionError", "LinAlgError", "ZeroDivisionError"]
+    assert "the mean is off" in "".join(forked[1][0].traceback)
+    assert "_linalg.py" in "".join(forked[2][0].traceback) and "mine.py" in "".join(forked[3][0].traceback)
+    assert forked[4][0].text.strip() == "['numpy.linalg._linalg', 'mine', 'inspect'] None None", forked[4]
+    assert forked == fresh
 
 
 def test_the_zygote_holds_no_grader_state(monkeypatch):

@@ -225,6 +225,11 @@ def feedback_exporter() -> type:
     from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
     class FeedbackExporter(HTMLExporter):
+        def _create_environment(self):
+            environment = super()._create_environment()
+            environment.bytecode_cache = _compiled_templates()
+            return environment
+
         def from_notebook_node(self, nb, resources=None, **kw):
             for cell in nb.cells:
                 if cell.get("metadata", {}).get("alt"):
@@ -234,14 +239,68 @@ def feedback_exporter() -> type:
             langinfo = nb.metadata.get("language_info", {})
             lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
             self.register_filter("highlight_code", self.filters.get(
-                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+                "highlight_code", RememberedHighlight(pygments_lexer=lexer, parent=self)))
             resources = self._init_resources(resources)
             self.register_filter("filter_data_type", WidgetsDataTypeFilter(
                 notebook_metadata=self._nb_metadata, parent=self, resources=resources))
             return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
 
+    class RememberedHighlight(Highlight2HTML):
+        """nbconvert's code highlighting, remembered per source: most of a class's code cells
+        (the given code, the check cells) are the same in every student's page, and pygments was
+        a third of the feedback process's time. The HTML depends on nothing but what the key
+        holds: the source, the language, a cell's ``magics_language`` and the formatter's
+        options."""
+
+        def __call__(self, source, language=None, metadata=None):
+            magics = metadata.get("magics_language") if isinstance(metadata, dict) else None
+            key = (source, language or self.pygments_lexer, magics,
+                   repr(sorted(self.extra_formatter_options.items())))
+            found = _HIGHLIGHTED.get(key)
+            if found is None:
+                found = super().__call__(source, language, metadata)
+                size = len(source) + len(found)
+                if size <= _HIGHLIGHT_BUDGET // 64:  # a very long cell is highlighted each time
+                    if _HIGHLIGHT_HELD[0] + size > _HIGHLIGHT_BUDGET:
+                        _HIGHLIGHTED.clear()
+                        _HIGHLIGHT_HELD[0] = 0
+                    _HIGHLIGHTED[key] = found
+                    _HIGHLIGHT_HELD[0] += size
+            return found
+
     _EXPORTER.append(FeedbackExporter)
     return FeedbackExporter
+
+
+def _compiled_templates():
+    """Jinja's bytecode cache, in this process's memory: each feedback run (one per assignment)
+    makes a new exporter, whose new environment compiled the same nine templates again (0.15
+    core-s a run). A template is taken from here only while its source is the same (Jinja keys
+    it by name and file, and checks the source's checksum)."""
+    if not _TEMPLATE_CODE:
+        from jinja2 import BytecodeCache
+
+        class InMemory(BytecodeCache):
+            def __init__(self):
+                self.code: dict[str, bytes] = {}
+
+            def load_bytecode(self, bucket):
+                if bucket.key in self.code:
+                    bucket.bytecode_from_string(self.code[bucket.key])
+
+            def dump_bytecode(self, bucket):
+                self.code[bucket.key] = bucket.bytecode_to_string()
+
+            def clear(self):
+                self.code.clear()
+        _TEMPLATE_CODE.append(InMemory())
+    return _TEMPLATE_CODE[0]
+
+
+_TEMPLATE_CODE: list = []
+_HIGHLIGHTED: dict[tuple, str] = {}  # (source, language, magics, options) -> HTML, this process
+_HIGHLIGHT_BUDGET = 32 << 20  # characters of source and HTML held; past it, the memory starts again
+_HIGHLIGHT_HELD = [0]
 
 
 def _give_images_alt(output) -> None:
@@ -261,6 +320,21 @@ def _give_images_alt(output) -> None:
                 per["alt"] = IMAGE_ALT
 
 
+def feedback_config() -> Config:
+    """What a feedback run sets over the course's config: the course's template and exporter
+    (``feedback_exporter``), and the gradebook read in two queries per page (``GetGradesAtOnce``,
+    in place of nbgrader's ``GetGrades``)."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from traitlets.config import Config
+
+    from autograder.grader.plugins import GetGradesAtOnce
+    template = Config()
+    template.HTMLExporter.template_name = "bn_feedback"
+    template.GenerateFeedback.exporter_class = feedback_exporter()
+    template.GenerateFeedback.preprocessors = [GetGradesAtOnce, CSSHTMLHeaderPreprocessor]
+    return template
+
+
 def render_feedback(config: Config, assignment: str, students: list[str] | None) -> None:
     """nbgrader ``generate_feedback`` in this process (``students`` None: the whole class), with the
     course's template (sanitized, MathJax served from ``feedback/_mathjax`` rather than a CDN)."""
@@ -273,12 +347,9 @@ def render_feedback(config: Config, assignment: str, students: list[str] | None)
     from nbgrader.apps.api import capture_log
     from nbgrader.converters import GenerateFeedback
     from nbgrader.utils import temp_attrs
-    from traitlets.config import Config
     # What NbGraderAPI.generate_feedback does, but with the course's template (the API pins
     # nbgrader's own, which loads MathJax from a CDN).
-    template = Config()
-    template.HTMLExporter.template_name = "bn_feedback"
-    template.GenerateFeedback.exporter_class = feedback_exporter()
+    template = feedback_config()
     for student in (students or [None]):  # None: one nbgrader run for the whole class
         attrs = {"assignment_id": assignment, **({"student_id": student} if student else {})}
         with temp_attrs(api.coursedir, **attrs):

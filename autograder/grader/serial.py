@@ -284,16 +284,8 @@ def _scores(api, assignment: str, student: str) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
-    code = serve(int(sys.argv[1]))
-    # Every gradebook session is committed and closed, and the scratch space removed, by now; what
-    # is left is the interpreter tearing down nbgrader and SQLAlchemy object by object (0.3 s the
-    # grading process would wait for, at the end of the run). Run the exit handlers (the torch
-    # cache folder, where the judge imported the reference) and leave, as ``autograder.__main__``.
-    import atexit
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        pass
-    os._exit(code)
+    # Every gradebook session is committed and closed, and the scratch space removed, by now:
+    # leave without the teardown the grading process would wait for at the end of the run (the
+    # exit handlers still run: the torch cache folder, where the judge imported the reference).
+    from autograder.grader import exit_now
+    exit_now(serve(int(sys.argv[1])))

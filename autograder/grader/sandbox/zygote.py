@@ -43,20 +43,25 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import threading
 
-# Imported before the first fork; nothing else is. Beyond numpy and IPython, what the runner's
-# shell and the student package import as they start, what IPython's first cell imports
-# (its logger, hashlib: OpenSSL's libcrypto), and matplotlib with pyplot and the Agg backend's
-# module, which the chapters' experiments plot with (0.4 core-s per notebook that imports it:
-# ``python -X importtime -c "import matplotlib.pyplot"``). Modules only: no object is made here,
-# no figure, no backend switched to (the runner's first figure does that, as in a fresh
-# interpreter). matplotlib reads its font list once, here, from its own cache folder
-# (``Zygote``: a locked scratch folder of the grader's, removed with the zygote).
-PRELOAD = ("numpy", "IPython", "IPython.core.interactiveshell", "IPython.core.displaypub",
-           "IPython.core.inputtransformer2", "IPython.core.completer", "IPython.core.completerlib",
-           "IPython.core.magics", "IPython.core.oinspect", "IPython.core.application",
-           "IPython.core.crashhandler", "IPython.core.logger", "traitlets.config", "runpy", "site",
-           "json", "io", "random", "tempfile", "shutil", "glob", "zipfile", "bz2", "lzma", "hashlib",
-           "bdb", "importlib.resources", "unicodedata",
+# Imported before the first fork; nothing else is. Beyond numpy (with numpy.random, which numpy
+# imports on first use and most notebooks use: ~10 ms a run; each run reseeds it) and IPython,
+# what the runner's shell and the student package import as they start, what IPython's first
+# cell imports (its logger, hashlib: OpenSSL's libcrypto), what IPython's first traceback
+# imports (stack_data and what it uses, pygments' terminal formatter and styles: nearly every
+# graded notebook shows one, as a failing check raises), and matplotlib with pyplot and the
+# Agg backend's module, which the chapters' experiments plot with (0.4 core-s per notebook that
+# imports it: ``python -X importtime -c "import matplotlib.pyplot"``). Modules only: no object
+# is made here, no figure, no backend switched to (the runner's first figure does that, as in a
+# fresh interpreter); the one table learnt here is ``_learn_module_files``'. matplotlib reads
+# its font list once, here, from its own cache folder (``Zygote``: a locked scratch folder of
+# the grader's, removed with the zygote).
+PRELOAD = ("numpy", "numpy.random", "IPython", "IPython.core.interactiveshell",
+           "IPython.core.displaypub", "IPython.core.inputtransformer2", "IPython.core.completer",
+           "IPython.core.completerlib", "IPython.core.magics", "IPython.core.oinspect",
+           "IPython.core.application", "IPython.core.crashhandler", "IPython.core.logger",
+           "traitlets.config", "runpy", "site", "json", "io", "random", "tempfile", "shutil", "glob",
+           "zipfile", "bz2", "lzma", "hashlib", "bdb", "importlib.resources", "unicodedata",
+           "stack_data", "pygments.formatters.terminal256", "pygments.styles",
            "matplotlib", "matplotlib.pyplot", "matplotlib.backends.backend_agg")
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
@@ -282,6 +287,20 @@ def _reap() -> None:
             return
 
 
+def _learn_module_files() -> None:
+    """What a run's first traceback would otherwise build (``inspect.getmodule``, which IPython's
+    traceback calls for each frame): inspect's table of which file is which module, over every
+    module imported here. About 25 ms of each run that shows an error; learnt once here, as a
+    fresh interpreter learns it, less the zygote's own ``__main__`` (a run's is the runner)."""
+    import inspect
+    inspect.getmodule(compile("0", "<zygote>", "eval"))
+    names, files = getattr(inspect, "_filesbymodname", None), getattr(inspect, "modulesbyfile", None)
+    if isinstance(names, dict) and isinstance(files, dict):
+        names.pop("__main__", None)
+        for path in [path for path, name in files.items() if name == "__main__"]:
+            del files[path]
+
+
 def serve(control_fd: int) -> None:
     """The zygote's loop: the grader sends one connection per run over ``control_fd`` (a socket
     only it holds); each is served by a fresh fork. Ends when the grader closes its end."""
@@ -304,6 +323,7 @@ def serve(control_fd: int) -> None:
             raise SystemExit(f"zygote: {hidden} must not be imported here")
     if len(os.listdir("/proc/self/task")) != 1:  # forking a threaded process is not safe
         raise SystemExit("zygote: the preloaded modules started a thread")
+    _learn_module_files()
     sys.path[:] = BASE_PATH
     import gc
     gc.collect()
