@@ -323,6 +323,21 @@ def _autograded_copy(graded_class, tmp_path, student="sample-honest", assignment
     return url, nb, resources
 
 
+def _counting_queries(call, *args):
+    """``call(*args)``'s result and how many SQL statements it sent (every SQLAlchemy engine)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    seen = []
+
+    def count(*args):
+        seen.append(1)
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        return call(*args), len(seen)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
 def _auto_scores(url, student="sample-honest", assignment="ch2_forward") -> dict:
     from nbgrader.api import Gradebook
     with Gradebook(url) as gb:
@@ -390,8 +405,6 @@ def test_save_autogrades_at_once_saves_what_nbgraders_own_saves(graded_class, tm
     import nbformat
     from nbgrader.api import Comment, Grade, Gradebook
     from nbgrader.preprocessors import SaveAutoGrades
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
     from autograder.grader.config import speed_up_nbgrader
     from autograder.grader.plugins import SaveAutoGradesAtOnce
@@ -412,16 +425,7 @@ def test_save_autogrades_at_once_saves_what_nbgraders_own_saves(graded_class, tm
         kinds = {c.metadata.nbgrader.get("grade_id"): (c.cell_type, bool(c.metadata.nbgrader.get("solution")))
                  for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
         assert ("markdown", True) in kinds.values() and ("code", False) in kinds.values()
-        seen = []
-
-        def count(*args, into=seen):
-            into.append(1)
-        event.listen(Engine, "before_cursor_execute", count)
-        try:
-            cls().preprocess(nb, copy.deepcopy(resources))
-        finally:
-            event.remove(Engine, "before_cursor_execute", count)
-        queries[cls] = len(seen)
+        _, queries[cls] = _counting_queries(cls().preprocess, nb, copy.deepcopy(resources))
         with Gradebook(url) as gb:
             sub = gb.find_submission_notebook("ch2_forward", "ch2_forward", "sample-honest")
             saved[cls] = ({g.cell.name: (g.auto_score, g.needs_manual_grade) for g in sub.grades},
@@ -682,8 +686,6 @@ def test_overwrite_cells_at_once_restores_what_nbgraders_own_restores(graded_cla
     import copy
 
     from nbgrader.preprocessors import OverwriteCells
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
     from autograder.grader.plugins import OverwriteCellsAtOnce
     url, nb, resources = _autograded_copy(graded_class, tmp_path)
@@ -696,16 +698,8 @@ def test_overwrite_cells_at_once_restores_what_nbgraders_own_restores(graded_cla
     graded[-1].metadata.nbgrader["grade_id"] = "not-in-the-gradebook"
     made, queries = {}, {}
     for cls in (OverwriteCells, OverwriteCellsAtOnce):
-        seen = []
-
-        def count(*args, into=seen):
-            into.append(1)
-        event.listen(Engine, "before_cursor_execute", count)
-        try:
-            made[cls], _ = cls().preprocess(copy.deepcopy(nb), copy.deepcopy(resources))
-        finally:
-            event.remove(Engine, "before_cursor_execute", count)
-        queries[cls] = len(seen)
+        (made[cls], _), queries[cls] = _counting_queries(cls().preprocess, copy.deepcopy(nb),
+                                                         copy.deepcopy(resources))
     assert made[OverwriteCellsAtOnce] == made[OverwriteCells]
     assert made[OverwriteCells] != nb  # the tampering was undone
     assert queries[OverwriteCellsAtOnce] < queries[OverwriteCells] / 2, queries
@@ -898,8 +892,6 @@ def test_get_grades_at_once_shows_what_nbgraders_own_shows(graded_class, tmp_pat
     import nbformat
     from nbgrader.api import Comment, Grade, Gradebook
     from nbgrader.preprocessors import GetGrades
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
     from autograder.grader import feedback
     from autograder.grader.config import speed_up_nbgrader
@@ -919,16 +911,8 @@ def test_get_grades_at_once_shows_what_nbgraders_own_shows(graded_class, tmp_pat
         "grade_id": "a-task", "schema_version": 3}}))
     shown, queries = {}, {}
     for cls in (GetGrades, GetGradesAtOnce):
-        seen = []
-
-        def count(*args, into=seen):
-            into.append(1)
-        event.listen(Engine, "before_cursor_execute", count)
-        try:
-            got, res = cls().preprocess(copy.deepcopy(nb), copy.deepcopy(resources))
-        finally:
-            event.remove(Engine, "before_cursor_execute", count)
-        queries[cls] = len(seen)
+        (got, res), queries[cls] = _counting_queries(cls().preprocess, copy.deepcopy(nb),
+                                                     copy.deepcopy(resources))
         shown[cls] = ([c.metadata.get("nbgrader") for c in got.cells],
                       {k: res["nbgrader"][k] for k in ("score", "max_score", "late_penalty")})
     cells, totals = shown[GetGradesAtOnce]
