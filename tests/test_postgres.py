@@ -19,6 +19,9 @@ def _pg_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+_DATABASES: dict = {}  # "new": makes another database on the module's server
+
+
 @pytest.fixture(scope="module")
 def postgres():
     bindir = _pg_bin()
@@ -39,11 +42,16 @@ def postgres():
     subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
                              "-o", f"-k {sock} -c listen_addresses='' -p 55432", "start"],
                    check=True, capture_output=True)
-    try:
+    def database(name: str) -> str:
         subprocess.run(run_as + [str(bindir / "createdb"), "-h", str(sock), "-p", "55432", "-U", "grader",
-                                 "bn_course"], check=True, capture_output=True)
-        yield f"postgresql+psycopg2://grader@/bn_course?host={sock}&port=55432"
+                                 name], check=True, capture_output=True)
+        return f"postgresql+psycopg2://grader@/{name}?host={sock}&port=55432"
+    try:
+        url = database("bn_course")
+        _DATABASES["new"] = database
+        yield url
     finally:
+        _DATABASES.clear()
         subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -66,3 +74,106 @@ def test_grading_writes_a_postgresql_gradebook(postgres, tmp_path, graded_class)
             nb = gb.find_submission_notebook("ch2_forward", "ch2_forward", student.id)
             again = {g.name: float(g.score) for g in nb.grades if g.cell_type == "code"}
             assert again == graded_class.cell_scores("ch2_forward", student.id), student.id
+
+
+def _nbgraders_schema_head() -> str:
+    """nbgrader's schema version, read from its migration scripts (what ``alembic heads`` says)."""
+    import nbgrader.api
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(nbgrader.api.__file__).parent / "alembic"))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def _versions(url: str) -> list[str]:
+    from sqlalchemy import create_engine, inspect, text
+    engine = create_engine(url)
+    try:
+        if "alembic_version" not in inspect(engine).get_table_names():
+            return []
+        with engine.connect() as conn:
+            return [v for (v,) in conn.execute(text("SELECT version_num FROM alembic_version"))]
+    finally:
+        engine.dispose()
+
+
+def test_a_cluster_gradebook_records_nbgraders_schema_version(postgres):
+    """``--cluster`` makes its own table beside nbgrader's; nbgrader records its schema version
+    only in a database with no table yet. Made first, our table kept it from doing so (no
+    ``alembic_version``: ``nbgrader db upgrade`` could not tell the version, and every opening
+    took nbgrader's slow way). A fresh database gets the version, and so does one made the old
+    way; the version is not written twice."""
+    from sqlalchemy import create_engine, text
+
+    from autograder.grader import cluster
+    from autograder.grader.config import make_api
+    make_api()
+    head = _nbgraders_schema_head()
+    fresh = _DATABASES["new"]("bn_fresh")
+    cluster._ensure_table(fresh)
+    cluster._ensure_table(fresh)  # a second run changes nothing
+    assert _versions(fresh) == [head]
+
+    old = _DATABASES["new"]("bn_made_the_old_way")
+    engine = create_engine(old)
+    with engine.begin() as conn:  # what earlier versions did: our table first ...
+        conn.execute(text("CREATE TABLE bn_graded (assignment TEXT NOT NULL, student TEXT NOT NULL, "
+                          "digest TEXT NOT NULL, version TEXT NOT NULL, row_json TEXT NOT NULL, "
+                          "PRIMARY KEY (assignment, student))"))
+    engine.dispose()
+    import nbgrader.api
+    nbgrader.api.Gradebook(old).close()  # ... then nbgrader's tables, without their version
+    assert _versions(old) == []
+    cluster._ensure_table(old)
+    assert _versions(old) == [head]
+
+
+def test_a_server_gradebook_is_opened_on_one_connection_until_released(postgres):
+    """nbgrader opens the gradebook about ten times per submission. On a server (a cluster's
+    PostgreSQL) each opening connected anew and read the schema; now a gradebook found ready is
+    opened on one pooled connection, and ``release_gradebook_connections`` (each Dask task's
+    end) gives it back: the server sees no connection from this process between tasks."""
+    import psycopg2
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine, make_url
+
+    from autograder.grader import cluster
+    from autograder.grader.config import make_api, release_gradebook_connections
+    make_api()  # nbgrader's Gradebook, opened the course's way
+    import nbgrader.api
+    url = _DATABASES["new"]("bn_pooled")
+    cluster._ensure_table(url)
+    connects = []
+
+    def count(dbapi_connection, record):
+        connects.append(1)
+    where = make_url(url)
+
+    def held() -> int:  # this process's connections to the database, as the server sees them
+        conn = psycopg2.connect(host=where.query["host"], port=where.query["port"], user="grader",
+                                dbname="bn_pooled")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = 'bn_pooled' "
+                            "AND pid <> pg_backend_pid()")
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+    event.listen(Engine, "connect", count)
+    try:
+        release_gradebook_connections()
+        assert held() == 0
+        for _ in range(5):  # a submission's worth of openings, each with a query
+            with nbgrader.api.Gradebook(url) as gb:
+                gb.update_or_create_student("s1")
+        assert len(connects) == 1, f"{len(connects)} connections for 5 openings"
+        assert held() == 1
+        release_gradebook_connections()
+        assert held() == 0, "a connection was kept after the task's end"
+        with nbgrader.api.Gradebook(url) as gb:  # the next task: connected and checked afresh
+            assert [s.id for s in gb.students] == ["s1"]
+        assert len(connects) == 2
+    finally:
+        event.remove(Engine, "connect", count)
+        release_gradebook_connections()

@@ -143,13 +143,29 @@ def read_submission(folder: Path) -> dict:
 # ---- the table of what was graded -------------------------------------------------------------
 
 def _engine(db_url: str):
+    """For one statement or two: its connection is closed when given back (no pool kept)."""
     from sqlalchemy import create_engine
-    return create_engine(db_url, pool_pre_ping=True)
+    from sqlalchemy.pool import NullPool
+    return create_engine(db_url, poolclass=NullPool)
 
 
 def _ensure_table(db_url: str) -> None:
-    from sqlalchemy import text
-    with _engine(db_url).begin() as conn:
+    """nbgrader's tables first, then ours. nbgrader records its schema's version (the table
+    ``alembic_version``) only in a database with no table at all: ``bn_graded`` made first kept
+    it from doing so, so ``nbgrader db upgrade`` could not tell the schema's version, and every
+    opening of the gradebook took nbgrader's slow way (``config.speed_up_nbgrader`` knows a
+    ready gradebook by that table). A gradebook made that way gets the table here."""
+    from nbgrader import api as nb_api
+    from sqlalchemy import inspect, text
+    nb_api.Gradebook(db_url).close()
+    engine = _engine(db_url)
+    if "alembic_version" not in inspect(engine).get_table_names():
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            if conn.execute(text("SELECT 1 FROM alembic_version")).first() is None:
+                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                             {"v": nb_api.get_alembic_version()})
+    with engine.begin() as conn:
         conn.execute(text("CREATE TABLE IF NOT EXISTS bn_graded (assignment TEXT NOT NULL, "
                           "student TEXT NOT NULL, digest TEXT NOT NULL, version TEXT NOT NULL, "
                           "row_json TEXT NOT NULL, PRIMARY KEY (assignment, student))"))
@@ -266,6 +282,9 @@ def worker_health(assignment: str, settings: dict) -> dict:
                 pipeline.health_check(api, _SlotStore(), assignment)
             except pipeline.SandboxBroken as exc:
                 raise WorkerBroken(str(exc)) from None
+            finally:
+                from autograder.grader.config import release_gradebook_connections
+                release_gradebook_connections()
     return {"worker": _worker_name(), "mode": mode}
 
 
@@ -274,6 +293,7 @@ def grade_submission(task: dict, settings: dict) -> dict:
     the shared gradebook. Idempotent. Returns the row, the autograded notebooks and timings."""
     from autograder.grader import pipeline, serial
     from autograder.grader import sandbox as sb
+    from autograder.grader.config import release_gradebook_connections
     from autograder.grader.plugins import RunStore, SandboxedJudge
     assignment, student = task["assignment"], task["student"]
     times: dict[str, float] = {}
@@ -312,6 +332,7 @@ def grade_submission(task: dict, settings: dict) -> dict:
             times["sandboxed run"] = time.monotonic() - t
             t = time.monotonic()
             row = serial.autograde_one(api, store, assignment, student, notebooks, start)
+            release_gradebook_connections()  # the renderer connects next: one connection at a time
             times["autograde (judge, gradebook)"] = time.monotonic() - t
         out = root / "autograded" / student / assignment
         autograded = _files(out)
@@ -331,6 +352,7 @@ def grade_submission(task: dict, settings: dict) -> dict:
                 "times": times}
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        release_gradebook_connections()  # no connection held between tasks
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -476,7 +498,7 @@ def _grade_assignment(client, api, root: Path, assignment: str, who: list[str], 
 
     from autograder.grader import pipeline
     notebooks = pipeline.source_notebooks(api, assignment)
-    coordinator = time.monotonic()
+    coordinator, cpu = time.monotonic(), time.process_time()
     with Gradebook(settings["db_url"]) as gb:  # students up front: no two tasks create one
         for s in who:
             gb.update_or_create_student(s)
@@ -548,6 +570,10 @@ def _grade_assignment(client, api, root: Path, assignment: str, who: list[str], 
         STATS[assignment]["tasks"].append(result["times"])
         STATS[assignment]["coordinator_seconds"] += time.monotonic() - t
         bar.step(student)
+    # This process's CPU over the assignment: the coordinator's threads, and the scheduler's where
+    # it runs here (the bench's LocalCluster), while the workers graded.
+    STATS[assignment]["coordinator_cpu"] = time.process_time() - cpu
+    STATS[assignment]["wall"] = time.monotonic() - coordinator
     return [rows[s] for s in who if s in rows]
 
 

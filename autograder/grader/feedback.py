@@ -188,6 +188,9 @@ def serve() -> int:
             reply = {"ok": True, "cpu": used.ru_utime + used.ru_stime}
         except BaseException as exc:
             reply = {"ok": False, "why": f"{type(exc).__name__}: {exc}"[:300]}
+        finally:
+            from autograder.grader.config import release_gradebook_connections
+            release_gradebook_connections()  # a worker's renderer holds none between requests
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
         if not reply["ok"]:
