@@ -34,6 +34,24 @@ def run_cli(*args, env=None, timeout=1500) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def gradebook_connections(url: str) -> int:
+    """Connections to a PostgreSQL gradebook's database that the server sees, other than this
+    question's own (asked over psycopg2, not SQLAlchemy: a test counting SQLAlchemy's connects
+    does not count it)."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+    where = make_url(url)
+    conn = psycopg2.connect(host=where.query["host"], port=where.query["port"], user=where.username,
+                            dbname=where.database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (where.database,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
 def graded_points(assignment: str, cell_type: str | None = None) -> dict[str, float]:
     """grade_id -> points of the source notebook's graded cells: "code" for the autograded
     checks, "markdown" for the written answers a person grades, None for both."""

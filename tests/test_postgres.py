@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import gradebook_connections, run_cli
 
 
 def _pg_bin() -> Path | None:
@@ -134,9 +134,8 @@ def test_a_server_gradebook_is_opened_on_one_connection_until_released(postgres)
     PostgreSQL) each opening connected anew and read the schema; now a gradebook found ready is
     opened on one pooled connection, and ``release_gradebook_connections`` (each Dask task's
     end) gives it back: the server sees no connection from this process between tasks."""
-    import psycopg2
     from sqlalchemy import event
-    from sqlalchemy.engine import Engine, make_url
+    from sqlalchemy.engine import Engine
 
     from autograder.grader import cluster
     from autograder.grader.config import make_api, release_gradebook_connections
@@ -148,29 +147,17 @@ def test_a_server_gradebook_is_opened_on_one_connection_until_released(postgres)
 
     def count(dbapi_connection, record):
         connects.append(1)
-    where = make_url(url)
-
-    def held() -> int:  # this process's connections to the database, as the server sees them
-        conn = psycopg2.connect(host=where.query["host"], port=where.query["port"], user="grader",
-                                dbname="bn_pooled")
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = 'bn_pooled' "
-                            "AND pid <> pg_backend_pid()")
-                return cur.fetchone()[0]
-        finally:
-            conn.close()
     event.listen(Engine, "connect", count)
     try:
         release_gradebook_connections()
-        assert held() == 0
+        assert gradebook_connections(url) == 0
         for _ in range(5):  # a submission's worth of openings, each with a query
             with nbgrader.api.Gradebook(url) as gb:
                 gb.update_or_create_student("s1")
         assert len(connects) == 1, f"{len(connects)} connections for 5 openings"
-        assert held() == 1
+        assert gradebook_connections(url) == 1
         release_gradebook_connections()
-        assert held() == 0, "a connection was kept after the task's end"
+        assert gradebook_connections(url) == 0, "a connection was kept after the task's end"
         with nbgrader.api.Gradebook(url) as gb:  # the next task: connected and checked afresh
             assert [s.id for s in gb.students] == ["s1"]
         assert len(connects) == 2

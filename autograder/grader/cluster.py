@@ -243,6 +243,7 @@ def worker_health(assignment: str, settings: dict) -> dict:
 
     from autograder.grader import pipeline
     from autograder.grader import sandbox as sb
+    from autograder.grader.config import release_gradebook_connections
     from autograder.grader.plugins import RunStore, SandboxedJudge
     secret = worker_secret()
     if fingerprint(secret) != settings["fingerprint"]:
@@ -283,7 +284,6 @@ def worker_health(assignment: str, settings: dict) -> dict:
             except pipeline.SandboxBroken as exc:
                 raise WorkerBroken(str(exc)) from None
             finally:
-                from autograder.grader.config import release_gradebook_connections
                 release_gradebook_connections()
     return {"worker": _worker_name(), "mode": mode}
 
